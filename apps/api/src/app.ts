@@ -1,0 +1,59 @@
+import { withTimeout, type DatabaseHandle, type Logger } from '@inflow/shared';
+import express, { type Express } from 'express';
+import type { Redis } from 'ioredis';
+import { EntriesRepository } from './entries/entries.repository.ts';
+import { entriesRoutes } from './entries/entries.routes.ts';
+import { EntriesService } from './entries/entries.service.ts';
+import type { EntryQueue } from './entries/entries.queue.ts';
+import { IdempotencyStore } from './entries/idempotency.ts';
+import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
+import { errorHandler, unknownRoute } from './http/error-handler.ts';
+import { requestLogger } from './http/request-logger.ts';
+
+export interface AppDependencies {
+  instance: InstanceInfo;
+  trustProxyHops: number;
+  logger: Logger;
+  queue: EntryQueue;
+  redis: Redis;
+  database: DatabaseHandle;
+  liveness: Liveness;
+}
+
+/** Builds the Express app. Listening, signals and shutdown belong to main.ts. */
+export function createApp(deps: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  // Exactly the proxies in front of us (nginx: one hop), so req.ip is the client, not nginx.
+  app.set('trust proxy', deps.trustProxyHops);
+
+  app.use((_req, res, next) => {
+    res.set('X-Instance-Id', deps.instance.instanceId);
+    // While draining, tell keep-alive peers (nginx) to drop this connection after the response.
+    if (deps.liveness.draining) res.set('Connection', 'close');
+    next();
+  });
+  app.use(requestLogger(deps.logger));
+
+  const service = new EntriesService({
+    repository: new EntriesRepository(deps.database.db),
+    queue: deps.queue,
+    idempotency: new IdempotencyStore(deps.redis),
+    instanceId: deps.instance.instanceId,
+  });
+
+  app.use(
+    healthRoutes({
+      instance: deps.instance,
+      liveness: deps.liveness,
+      checks: [
+        { name: 'redis', check: async () => void (await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer')) },
+        { name: 'postgres', check: () => deps.database.ping() },
+      ],
+    }),
+  );
+  app.use(entriesRoutes(service));
+  app.use(unknownRoute);
+  app.use(errorHandler);
+  return app;
+}

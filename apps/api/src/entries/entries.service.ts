@@ -1,0 +1,185 @@
+import { describeIssue, entryIdSchema, newEntrySchema, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
+import { v7 as uuidv7 } from 'uuid';
+import { HttpError, idempotencyKeyReused, invalidField, notFound, serviceUnavailable } from '../http/errors.ts';
+import { decodeCursor, encodeCursor, type Cursor } from './cursor.ts';
+import type { EntriesRepository } from './entries.repository.ts';
+import { toEntry } from './entries.repository.ts';
+import type { EntryQueue } from './entries.queue.ts';
+import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
+
+export const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
+
+// An add that has not reached Redis by then is answered 503; the client may retry with its
+// Idempotency-Key without risking a duplicate.
+const ENQUEUE_TIMEOUT_MS = 3_000;
+
+export type EntryStatus =
+  | ({ status: 'persisted' } & Entry)
+  | {
+      status: 'queued' | 'processing' | 'failed';
+      id: string;
+      author: string;
+      message: string;
+      acceptedBy: string;
+      persistedBy: null;
+      createdAt: string;
+      persistedAt: null;
+      attemptsMade: number;
+      failedReason?: string;
+    };
+
+export interface Accepted {
+  entry: EntryJob;
+  /** True when an Idempotency-Key matched an earlier request: nothing new was enqueued. */
+  replayed: boolean;
+}
+
+export interface Page {
+  entries: Entry[];
+  next: string | null;
+}
+
+/** The entries use cases. Routes adapt HTTP to these calls; nothing here knows about Express. */
+export class EntriesService {
+  readonly #repository: EntriesRepository;
+  readonly #queue: EntryQueue;
+  readonly #idempotency: IdempotencyStore;
+  readonly #instanceId: string;
+
+  constructor(deps: { repository: EntriesRepository; queue: EntryQueue; idempotency: IdempotencyStore; instanceId: string }) {
+    this.#repository = deps.repository;
+    this.#queue = deps.queue;
+    this.#idempotency = deps.idempotency;
+    this.#instanceId = deps.instanceId;
+  }
+
+  /** Validates and enqueues an entry. Resolves only once Redis holds the job. */
+  async accept(body: unknown, idempotencyKey: string | undefined): Promise<Accepted> {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw invalidField('Idempotency-Key', 'Idempotency-Key must be 1 to 128 visible ASCII characters');
+    }
+    const parsed = newEntrySchema.safeParse(body);
+    if (!parsed.success) {
+      const { field, message } = describeIssue(parsed.error);
+      throw invalidField(field, message);
+    }
+    const entry: EntryJob = {
+      id: uuidv7(),
+      author: parsed.data.author,
+      message: parsed.data.message,
+      acceptedBy: this.#instanceId,
+      acceptedAt: new Date().toISOString(),
+    };
+
+    if (idempotencyKey === undefined) {
+      await this.#enqueue(entry);
+      return { entry, replayed: false };
+    }
+
+    const fingerprint = fingerprintOf(entry.author, entry.message);
+    const earlier = await this.#redisCall(() => this.#idempotency.claim(idempotencyKey, entry, fingerprint));
+    if (earlier !== undefined) {
+      if (earlier.fingerprint !== fingerprint) throw idempotencyKeyReused();
+      // The first request may have claimed the key and then failed to enqueue (Redis died in
+      // between). Enqueue again unless the row exists: the same job id makes it a no-op while
+      // the job lives, and the primary key guards the row after that.
+      if (!(await this.#dbCall(() => this.#repository.exists(earlier.entry.id)))) {
+        await this.#enqueue(earlier.entry);
+      }
+      return { entry: earlier.entry, replayed: true };
+    }
+
+    try {
+      await this.#enqueue(entry);
+    } catch (error) {
+      await this.#idempotency.release(idempotencyKey).catch(() => undefined);
+      throw error;
+    }
+    return { entry, replayed: false };
+  }
+
+  async get(id: string): Promise<EntryStatus> {
+    if (!entryIdSchema.safeParse(id).success) throw invalidField('id', 'id must be a UUID');
+    const row = await this.#dbCall(() => this.#repository.findById(id));
+    if (row !== undefined) return { status: 'persisted', ...toEntry(row) };
+
+    const queued = await this.#redisCall(() => this.#queue.findState(id));
+    if (queued === undefined) {
+      // The job may have completed (and been removed) between the two reads.
+      const late = await this.#dbCall(() => this.#repository.findById(id));
+      if (late !== undefined) return { status: 'persisted', ...toEntry(late) };
+      throw notFound(`no entry with id ${id}`);
+    }
+    const { entry } = queued;
+    return {
+      status: queued.status,
+      id: entry.id,
+      author: entry.author,
+      message: entry.message,
+      acceptedBy: entry.acceptedBy,
+      persistedBy: null,
+      createdAt: entry.acceptedAt,
+      persistedAt: null,
+      attemptsMade: queued.attemptsMade,
+      ...(queued.status === 'failed' ? { failedReason: queued.reason } : {}),
+    };
+  }
+
+  async list(query: { limit?: unknown; before?: unknown }): Promise<Page> {
+    const limit = parseLimit(query.limit);
+    let before: Cursor | undefined;
+    if (query.before !== undefined) {
+      before = typeof query.before === 'string' ? decodeCursor(query.before) : undefined;
+      if (before === undefined) throw invalidField('before', 'before must be a cursor returned as "next" by this API');
+    }
+    // One extra row tells whether another page follows.
+    const rows = await this.#dbCall(() => this.#repository.listNewestFirst(limit + 1, before));
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      entries: page.map(toEntry),
+      next: rows.length > limit && last !== undefined ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+    };
+  }
+
+  async #enqueue(entry: EntryJob): Promise<void> {
+    await this.#redisCall(() => withTimeout(this.#queue.enqueue(entry), ENQUEUE_TIMEOUT_MS, 'Redis did not take the job'));
+  }
+
+  async #redisCall<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw serviceUnavailable('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry', error);
+    }
+  }
+
+  async #dbCall<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof HttpError || !isConnectionError(error)) throw error;
+      throw serviceUnavailable('database_unavailable', 'the database is unavailable right now, please retry', error);
+    }
+  }
+}
+
+function parseLimit(raw: unknown): number {
+  if (raw === undefined) return PAGE_LIMITS.default;
+  const value = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 1 && value <= PAGE_LIMITS.max)) {
+    throw invalidField('limit', `limit must be an integer from 1 to ${PAGE_LIMITS.max}`);
+  }
+  return value;
+}
+
+// Errors that mean "PostgreSQL is not reachable right now", as opposed to a bug in a query:
+// socket errors, pg's connect timeout, and the SQLSTATE classes 08 (connection exception) and
+// 57P (operator intervention: shutdown, starting up).
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (/^(08|57P)/.test(code) || /^E[A-Z]+$/.test(code))) return true;
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(error.message);
+}

@@ -1,0 +1,78 @@
+import { Router } from 'express';
+import { allowOnly } from '../http/method-guard.ts';
+
+export interface DependencyCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+export interface Liveness {
+  /** True once shutdown started: the instance wants no new traffic. */
+  readonly draining: boolean;
+}
+
+export interface InstanceInfo {
+  instanceId: string;
+  hostname: string;
+  version: string;
+  startedAt: string;
+}
+
+/** Runs every check at once; a failure names the dependency and why. */
+export async function checkDependencies(checks: readonly DependencyCheck[]) {
+  const results = await Promise.all(
+    checks.map(async ({ name, check }) => {
+      const startedAt = performance.now();
+      try {
+        await check();
+        return { name, ok: true as const, ms: Math.round(performance.now() - startedAt) };
+      } catch (error) {
+        return { name, ok: false as const, error: error instanceof Error ? error.message : String(error) };
+      }
+    }),
+  );
+  return { ok: results.every((result) => result.ok), results };
+}
+
+export function healthRoutes(deps: { checks: readonly DependencyCheck[]; liveness: Liveness; instance: InstanceInfo }): Router {
+  const router = Router();
+
+  // Liveness: the process answers. Dependencies are not checked here, or a Redis outage would
+  // make every replica look dead at once.
+  router
+    .route('/healthz')
+    .get((_req, res) => {
+      res.json({ status: 'ok', instanceId: deps.instance.instanceId });
+    })
+    .all(allowOnly('GET'));
+
+  router
+    .route('/readyz')
+    .get(async (_req, res) => {
+      const { ok, results } = await checkDependencies(deps.checks);
+      const checks = Object.fromEntries(results.map(({ name, ...result }) => [name, result]));
+      if (deps.liveness.draining) {
+        res.status(503).json({ error: { code: 'shutting_down', message: 'this instance is shutting down' }, checks });
+        return;
+      }
+      if (!ok) {
+        const failed = results.filter((result) => !result.ok).map((result) => result.name);
+        res.status(503).json({
+          error: { code: 'dependency_unavailable', message: `not ready: ${failed.join(' and ')} unavailable` },
+          checks,
+        });
+        return;
+      }
+      res.json({ status: 'ready', instanceId: deps.instance.instanceId, checks });
+    })
+    .all(allowOnly('GET'));
+
+  router
+    .route('/api/instance')
+    .get((_req, res) => {
+      res.json(deps.instance);
+    })
+    .all(allowOnly('GET'));
+
+  return router;
+}

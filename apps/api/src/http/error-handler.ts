@@ -1,0 +1,62 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { HttpError, internalError, invalidJson, notFound, payloadTooLarge, unsupportedMediaType } from './errors.ts';
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+interface BodyParserError {
+  type: string;
+  status?: number;
+}
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
+}
+
+/** Maps body-parser's failures (https://github.com/expressjs/body-parser#errors) into the catalogue. */
+function fromBodyParser(error: BodyParserError): HttpError | undefined {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return invalidJson(error);
+    case 'entity.too.large':
+      return payloadTooLarge(BODY_LIMIT_BYTES);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return unsupportedMediaType('the body must be JSON encoded as UTF-8');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new HttpError(400, 'bad_request', 'the request body was incomplete', { field: 'body' });
+    default:
+      return undefined;
+  }
+}
+
+export const unknownRoute: RequestHandler = (req) => {
+  throw notFound(`no route for ${req.method} ${req.path}`);
+};
+
+/** The one place where errors become responses. Registered last. */
+export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next) => {
+  if (res.headersSent) {
+    next(error);
+    return;
+  }
+  const known =
+    error instanceof HttpError ? error : isBodyParserError(error) ? fromBodyParser(error) : undefined;
+  const httpError = known ?? internalError();
+
+  if (httpError.status >= 500) {
+    // Details go to the log only; the client sees the catalogue message.
+    req.log.error({ err: error }, httpError.message);
+  }
+  // pino-http reads this to log the error with the request line.
+  res.err = httpError.status >= 500 ? (error as Error) : undefined;
+
+  res.status(httpError.status).set(httpError.headers);
+  res.json({
+    error: {
+      code: httpError.code,
+      message: httpError.message,
+      ...(httpError.field === undefined ? {} : { field: httpError.field }),
+    },
+  });
+};

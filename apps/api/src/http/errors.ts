@@ -1,0 +1,55 @@
+/**
+ * The API's error catalogue. Domain and route code throw these; the error middleware is the only
+ * place that turns an error into a response: `{"error": {"code", "message", "field"?}}`.
+ */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options: { field?: string; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'HttpError';
+    this.status = status;
+    this.code = code;
+    this.field = options.field;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export const invalidField = (field: string, message: string) => new HttpError(400, 'invalid_field', message, { field });
+
+export const invalidJson = (cause: unknown) =>
+  new HttpError(400, 'invalid_json', 'the body is not valid JSON', { field: 'body', cause });
+
+export const notFound = (message = 'no such resource') => new HttpError(404, 'not_found', message);
+
+export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
+  new HttpError(405, 'method_not_allowed', `${method} is not allowed here; use ${allowed.join(' or ')}`, {
+    headers: { Allow: allowed.join(', ') },
+  });
+
+export const payloadTooLarge = (limitBytes: number) =>
+  new HttpError(413, 'payload_too_large', `the body must be at most ${limitBytes} bytes`, { field: 'body' });
+
+export const unsupportedMediaType = (message = 'the body must be JSON (Content-Type: application/json)') =>
+  new HttpError(415, 'unsupported_media_type', message, { field: 'Content-Type' });
+
+export const idempotencyKeyReused = () =>
+  new HttpError(
+    422,
+    'idempotency_key_reused',
+    'this Idempotency-Key was already used for a different entry; use a new key for a new entry',
+    { field: 'Idempotency-Key' },
+  );
+
+export const serviceUnavailable = (code: 'queue_unavailable' | 'database_unavailable' | 'shutting_down', message: string, cause?: unknown) =>
+  new HttpError(503, code, message, { headers: { 'Retry-After': '1' }, cause });
+
+export const internalError = () => new HttpError(500, 'internal_error', 'internal server error');

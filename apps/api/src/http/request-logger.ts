@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@inflow/shared';
+import { pinoHttp, type Options } from 'pino-http';
+
+// nginx sends its $request_id (32 hex characters); any client may send one too, so only a
+// short printable token is trusted, never raw header bytes into the logs.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const PROBES = new Set(['/healthz', '/readyz']);
+
+function requestId(req: IncomingMessage, res: ServerResponse): string {
+  const header = req.headers['x-request-id'];
+  const id = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+  res.setHeader('X-Request-Id', id);
+  return id;
+}
+
+const pathOf = (url = ''): string => url.split('?', 1)[0] ?? url;
+
+/** One JSON line per request: method, path, status, duration, request id (plus the base fields). */
+export function requestLogger(logger: Logger) {
+  const options: Options = {
+    logger,
+    genReqId: requestId,
+    quietReqLogger: false,
+    customLogLevel: (req, res, error) => {
+      if (error !== undefined || res.statusCode >= 500) return 'error';
+      if (res.statusCode >= 400) return 'warn';
+      // Container health probes arrive every few seconds; keep them out of the info stream.
+      return PROBES.has(pathOf(req.url)) ? 'debug' : 'info';
+    },
+    customSuccessMessage: (req, res) => `${req.method ?? ''} ${pathOf(req.url)} ${res.statusCode}`,
+    customErrorMessage: (req, res) => `${req.method ?? ''} ${pathOf(req.url)} ${res.statusCode}`,
+    customAttributeKeys: { responseTime: 'durationMs' },
+    serializers: {
+      req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
+        id: req.id,
+        method: req.method,
+        path: pathOf(req.url),
+      }),
+      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+    },
+  };
+  return pinoHttp(options);
+}

@@ -1,0 +1,166 @@
+import { hostname } from 'node:os';
+
+/**
+ * Configuration is read from the environment once, at start, into a frozen object; nothing
+ * else reads process.env. A missing or malformed variable is a ConfigError naming it.
+ */
+export class ConfigError extends Error {
+  readonly variable: string;
+
+  constructor(variable: string, problem: string) {
+    super(`${variable} ${problem}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface DatabaseConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly user: string;
+  readonly password: string;
+  /** Largest number of pooled connections this process opens. */
+  readonly poolMax: number;
+}
+
+interface CommonConfig {
+  readonly instanceId: string;
+  readonly logLevel: LogLevel;
+  readonly redis: RedisConfig;
+  readonly db: DatabaseConfig;
+  /** How long a graceful shutdown may take before the process gives up waiting and exits. */
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface ApiConfig extends CommonConfig {
+  readonly port: number;
+  /** Express "trust proxy": the number of proxy hops in front of the API (nginx is one). */
+  readonly trustProxyHops: number;
+}
+
+export interface WorkerConfig extends CommonConfig {
+  /** Jobs one worker process handles at once. */
+  readonly concurrency: number;
+  /** Port of the worker's small HTTP server for /healthz, /readyz and /metrics. */
+  readonly healthPort: number;
+}
+
+// Each reader takes the raw value (undefined when unset or blank) and returns the typed value
+// or throws a ConfigError naming the variable.
+type Reader<T> = (variable: string, raw: string | undefined) => T;
+
+const required =
+  (what: string): Reader<string> =>
+  (variable, raw) => {
+    if (raw === undefined) throw new ConfigError(variable, `is required (${what})`);
+    return raw;
+  };
+
+const withDefault =
+  <T>(reader: Reader<T>, fallback: T | (() => T)): Reader<T> =>
+  (variable, raw) => {
+    if (raw !== undefined) return reader(variable, raw);
+    return typeof fallback === 'function' ? (fallback as () => T)() : fallback;
+  };
+
+const integer =
+  (min: number, max: number): Reader<number> =>
+  (variable, raw) => {
+    const value = raw === undefined || !/^\d+$/.test(raw) ? Number.NaN : Number(raw);
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(variable, `must be an integer from ${min} to ${max} (got "${raw ?? ''}")`);
+    }
+    return value;
+  };
+
+const port = integer(1, 65_535);
+
+const hostName: Reader<string> = (variable, raw) => {
+  const value = required('a host name or IP address')(variable, raw);
+  if (!/^[A-Za-z0-9._:-]{1,253}$/.test(value)) {
+    throw new ConfigError(variable, `must be a host name or IP address (got "${value}")`);
+  }
+  return value;
+};
+
+const identifier =
+  (what: string): Reader<string> =>
+  (variable, raw) => {
+    const value = required(what)(variable, raw);
+    if (!/^[A-Za-z0-9._-]{1,63}$/.test(value)) {
+      throw new ConfigError(variable, `must be 1 to 63 letters, digits, ".", "_" or "-" (got "${value}")`);
+    }
+    return value;
+  };
+
+const logLevel: Reader<LogLevel> = (variable, raw) => {
+  const level = LOG_LEVELS.find((candidate) => candidate === raw);
+  if (level === undefined) throw new ConfigError(variable, `must be one of ${LOG_LEVELS.join(', ')} (got "${raw ?? ''}")`);
+  return level;
+};
+
+function reader(env: Environment) {
+  return <T>(variable: string, read: Reader<T>): T => {
+    const raw = env[variable]?.trim();
+    return read(variable, raw === '' ? undefined : raw);
+  };
+}
+
+function readCommon(env: Environment): CommonConfig {
+  const read = reader(env);
+  return {
+    // The container's host name is unique per replica, which is what the instance id must be.
+    instanceId: read('INSTANCE_ID', withDefault(identifier('the instance id'), () => hostname().slice(0, 63))),
+    logLevel: read('LOG_LEVEL', withDefault(logLevel, 'info')),
+    redis: {
+      host: read('REDIS_HOST', hostName),
+      port: read('REDIS_PORT', withDefault(port, 6379)),
+    },
+    db: {
+      host: read('DB_HOST', hostName),
+      port: read('DB_PORT', withDefault(port, 5432)),
+      name: read('DB_NAME', required('the PostgreSQL database name')),
+      user: read('DB_USER', required('the PostgreSQL user')),
+      // Never defaulted: a forgotten password must stop the process, not be guessed.
+      password: read('DB_PASS', required('the PostgreSQL password')),
+      poolMax: read('DB_POOL_MAX', withDefault(integer(1, 100), 10)),
+    },
+    shutdownTimeoutMs: read('SHUTDOWN_TIMEOUT_MS', withDefault(integer(100, 600_000), 8_000)),
+  };
+}
+
+function freeze<T extends object>(config: T): Readonly<T> {
+  for (const value of Object.values(config)) {
+    if (typeof value === 'object' && value !== null) Object.freeze(value);
+  }
+  return Object.freeze(config);
+}
+
+export function loadApiConfig(env: Environment): ApiConfig {
+  const read = reader(env);
+  return freeze({
+    ...readCommon(env),
+    port: read('PORT', withDefault(port, 8080)),
+    trustProxyHops: read('TRUST_PROXY_HOPS', withDefault(integer(0, 10), 1)),
+  });
+}
+
+export function loadWorkerConfig(env: Environment): WorkerConfig {
+  const read = reader(env);
+  return freeze({
+    ...readCommon(env),
+    concurrency: read('WORKER_CONCURRENCY', withDefault(integer(1, 1_000), 64)),
+    healthPort: read('HEALTH_PORT', withDefault(port, 8081)),
+  });
+}

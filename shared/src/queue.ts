@@ -1,0 +1,75 @@
+import type { JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { z } from 'zod';
+import { authorSchema, entryIdSchema, messageSchema } from './entry.ts';
+import type { RedisConfig } from './config.ts';
+
+/** The one queue the API fills and the worker drains. */
+export const ENTRIES_QUEUE = 'entries';
+export const PERSIST_ENTRY_JOB = 'persist-entry';
+
+/**
+ * The job payload. The worker validates it again: the queue is a boundary, and a job written by
+ * an older or newer API must fail loudly rather than write a bad row.
+ */
+export const entryJobSchema = z.strictObject({
+  id: entryIdSchema,
+  author: authorSchema,
+  message: messageSchema,
+  acceptedBy: z.string().min(1).max(64),
+  acceptedAt: z.iso.datetime({ offset: true }),
+});
+
+export type EntryJob = z.output<typeof entryJobSchema>;
+
+/** Attempts before a job is left in the failed set, where GET /api/entries/:id reports it. */
+export const ENTRY_JOB_ATTEMPTS = 10;
+
+/**
+ * Options for every entry job. The entry id is the job id, so adding the same entry twice while
+ * its job exists is a no-op in BullMQ; once the job is gone, the entries primary key is the
+ * guard (the worker inserts with ON CONFLICT DO NOTHING).
+ */
+export function entryJobOptions(entryId: string): JobsOptions {
+  return {
+    jobId: entryId,
+    attempts: ENTRY_JOB_ATTEMPTS,
+    // 0.5 s, 1 s, 2 s, … 128 s: about four minutes of retries, enough to ride out a database
+    // restart. https://docs.bullmq.io/guide/retrying-failing-jobs
+    backoff: { type: 'exponential', delay: 500 },
+    // The row in PostgreSQL is the record of a persisted entry: keeping completed jobs would
+    // only grow Redis (which runs with noeviction).
+    removeOnComplete: true,
+    // Failed jobs stay for a week so their reason can be read, bounded in count.
+    removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+  };
+}
+
+/**
+ * The API's Redis client, shared by its BullMQ Queue and its idempotency records. No offline
+ * queue: a command while Redis is down fails at once (→ 503) instead of holding the client's
+ * request until a reconnect. https://docs.bullmq.io/patterns/failing-fast-when-redis-is-down
+ */
+export function createProducerRedis(redis: RedisConfig): Redis {
+  return new Redis({
+    host: redis.host,
+    port: redis.port,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+  });
+}
+
+/**
+ * The worker's Redis client. BullMQ's blocking commands need maxRetriesPerRequest null, and the
+ * default reconnect strategy keeps trying forever, which is what lets the worker resume by
+ * itself after Redis restarts. https://docs.bullmq.io/guide/going-to-production
+ */
+export function createWorkerRedis(redis: RedisConfig): Redis {
+  return new Redis({
+    host: redis.host,
+    port: redis.port,
+    maxRetriesPerRequest: null,
+    connectTimeout: 2_000,
+  });
+}

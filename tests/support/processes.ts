@@ -1,0 +1,112 @@
+/**
+ * The real API and worker programs (their built dist/main.js), each a child process with its own
+ * environment, captured JSON log lines and helpers to signal it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort } from './ports.ts';
+import { REPO_ROOT, type Teardown } from './services.ts';
+import { waitFor } from './wait.ts';
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export interface AppProcess {
+  readonly child: ChildProcess;
+  /** The HTTP port: the API's, or the worker's health port. */
+  readonly port: number;
+  readonly url: string;
+  /** Every stdout line parsed as JSON, in order. */
+  readonly logs: LogLine[];
+  /** Raw stdout and stderr text. */
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>;
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  signal(signal: NodeJS.Signals): void;
+  stop(): Promise<number | string>;
+}
+
+export const API_MAIN = join(REPO_ROOT, 'apps/api/dist/main.js');
+export const WORKER_MAIN = join(REPO_ROOT, 'apps/worker/dist/main.js');
+
+/** Starts `main` with `env` (nothing inherited but PATH) and waits until /readyz answers 200. */
+export async function startProcess(
+  t: Teardown,
+  main: string,
+  env: Record<string, string>,
+  options: { portVariable: 'PORT' | 'HEALTH_PORT'; waitReady?: boolean },
+): Promise<AppProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'debug', ...env, [options.portVariable]: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  const logs: LogLine[] = [];
+  let text = '';
+  let pending = '';
+  const waiters = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ msg: line, unparsed: true });
+      }
+    }
+    for (const wake of waiters) wake();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      process.removeListener('exit', killOnExit);
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+
+  const app: AppProcess = {
+    child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    logs,
+    output: () => text,
+    exited,
+    waitForLog: (predicate, timeoutMs = 10_000) =>
+      waitFor(() => logs.find(predicate), { timeoutMs, what: `a log line from ${main}`, intervalMs: 20 }),
+    signal: (signal) => child.kill(signal),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+
+  if (options.waitReady !== false) {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${main} exited early:\n${text}`);
+        const response = await fetch(`${app.url}/readyz`).catch(() => undefined);
+        return response?.status === 200;
+      },
+      { timeoutMs: 20_000, what: `${main} to be ready` },
+    );
+  }
+  return app;
+}
+
+export const startApi = (t: Teardown, env: Record<string, string>, options: { waitReady?: boolean } = {}) =>
+  startProcess(t, API_MAIN, env, { portVariable: 'PORT', ...options });
+
+export const startWorker = (t: Teardown, env: Record<string, string>, options: { waitReady?: boolean } = {}) =>
+  startProcess(t, WORKER_MAIN, env, { portVariable: 'HEALTH_PORT', ...options });
