@@ -37,6 +37,7 @@ readonly POSTGRES_IMAGE=inflow-offline/postgres:15
 readonly REDIS_IMAGE=inflow-offline/redis:7
 readonly NGINX_IMAGE=inflow-offline/nginx:1.22
 readonly SUITE=bookworm
+readonly LABEL_VENDOR="inflow offline kit (deploy/offline)"
 
 debian_mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
@@ -46,6 +47,9 @@ host_ca_bundle="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 rootfs=""
 proc_mounted=""
 tmp_dirs=()
+rebuild=no  # --rebuild given
+# ids of images replaced by --rebuild, removed at the end when nothing uses them any more
+replaced_ids=()
 
 # Prints the usage header of this file.
 usage() {
@@ -213,6 +217,7 @@ build_base() {
   tar --numeric-owner -C "$rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["bash"]' \
+    --change "LABEL org.opencontainers.image.vendor=\"$LABEL_VENDOR\"" \
     --message "debootstrap --variant=minbase $SUITE (inflow offline kit)" \
     - "$BASE_IMAGE" >/dev/null
 
@@ -222,12 +227,17 @@ build_base() {
 }
 
 # Runs docker build with the legacy builder: docker_build IMAGE CONTEXT [extra build args...]
+# A rebuild ignores the build cache, so that it fetches current Debian packages.
 docker_build() {
   local image="$1" context="$2"
   shift 2
-  DOCKER_BUILDKIT=0 docker build --force-rm \
+  local -a cache=()
+  if [[ "$rebuild" == yes ]]; then
+    cache=(--no-cache)
+  fi
+  DOCKER_BUILDKIT=0 docker build --force-rm "${cache[@]}" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-    --label "org.opencontainers.image.vendor=inflow offline kit (deploy/offline)" \
+    --label "org.opencontainers.image.vendor=$LABEL_VENDOR" \
     -t "$image" "$@" "$context"
 }
 
@@ -267,12 +277,13 @@ image_of() {
 
 # Builds one image by short name unless it exists and no rebuild was asked for.
 build_one() {
-  local name="$1" force="$2" image started
+  local name="$1" force="$2" image started old_id new_id
   image="$(image_of "$name")"
   if [[ "$force" != yes ]] && image_exists "$image"; then
     log "reused $image (already present; --rebuild forces a new build)"
     return
   fi
+  old_id="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
   log "building $image"
   started=$SECONDS
   case "$name" in
@@ -281,6 +292,24 @@ build_one() {
     *) build_from_folder "$image" "$name" ;;
   esac
   log "built $image in $((SECONDS - started)) s"
+  new_id="$(docker image inspect --format '{{.Id}}' "$image")"
+  if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+    replaced_ids+=("$old_id")
+  fi
+}
+
+# Removes the images that --rebuild replaced, newest first (so children go before their base);
+# one still used by a container or by another image (e.g. an app image built FROM it) stays.
+remove_replaced() {
+  local i id
+  for ((i = ${#replaced_ids[@]} - 1; i >= 0; i--)); do
+    id="${replaced_ids[i]}"
+    if docker image rm "$id" >/dev/null 2>&1; then
+      log "removed the replaced image ${id#sha256:}"
+    else
+      log "kept the replaced image ${id#sha256:} (still in use)"
+    fi
+  done
 }
 
 # Writes images.env, which points docker-compose.yml and the Dockerfile at the stand-ins.
@@ -296,7 +325,7 @@ EOF
 }
 
 main() {
-  local rebuild=no arg
+  local arg
   local -a names=()
   for arg in "$@"; do
     case "$arg" in
@@ -328,6 +357,7 @@ main() {
     build_one "$name" "$rebuild"
   done
 
+  remove_replaced
   write_images_env
   log "done in $((SECONDS - started)) s:"
   docker image ls --format '    {{.Repository}}:{{.Tag}}  {{.Size}}' 'inflow-offline/*'

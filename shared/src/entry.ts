@@ -22,7 +22,9 @@ const CONTROL_CHARS_EXCEPT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/
 
 function textField(name: string, maxChars: number, forbidden: RegExp, forbiddenHint: string) {
   return z
-    .string({ error: `${name} must be a string` })
+    // zod v4 leaves `input` out of the final issues, so "missing" and "wrong type" are told
+    // apart here, where the input is still known.
+    .string({ error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be a string`) })
     .transform((value) => value.replace(/\r\n?/g, '\n').trim())
     .check((ctx) => {
       const value = ctx.value;
@@ -58,7 +60,10 @@ export const messageSchema = textField(
 /** What a client submits. Unknown fields are refused rather than silently dropped. */
 export const newEntrySchema = z.strictObject(
   { author: authorSchema, message: messageSchema },
-  { error: (issue) => (issue.code === 'invalid_type' ? 'the body must be a JSON object' : undefined) },
+  {
+    error: (issue) =>
+      issue.code === 'invalid_type' ? (issue.input === undefined ? 'body is required' : 'the body must be a JSON object') : undefined,
+  },
 );
 
 export type NewEntry = z.output<typeof newEntrySchema>;
@@ -91,7 +96,9 @@ export function describeIssue(error: z.ZodError): ValidationFailure {
     return { field: key, message: `unknown field "${key}"` };
   }
   const field = issue.path.map(String).join('.') || 'body';
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  // Only parses with { reportInput: true } keep `input` on the issue; without it, the schema's
+  // own message (above) says whether the value was missing.
+  if (issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined) {
     return { field, message: `${field} is required` };
   }
   return { field, message: issue.message };

@@ -83,7 +83,7 @@ export class EntriesService {
       // The first request may have claimed the key and then failed to enqueue (Redis died in
       // between). Enqueue again unless the row exists: the same job id makes it a no-op while
       // the job lives, and the primary key guards the row after that.
-      if (!(await this.#dbCall(() => this.#repository.exists(earlier.entry.id)))) {
+      if (!(await this.#isPersisted(earlier.entry.id))) {
         await this.#enqueue(earlier.entry);
       }
       return { entry: earlier.entry, replayed: true };
@@ -140,6 +140,20 @@ export class EntriesService {
       entries: page.map(toEntry),
       next: rows.length > limit && last !== undefined ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
     };
+  }
+
+  /**
+   * Whether the entry's row exists. While PostgreSQL is unreachable the answer is "no": the
+   * caller then enqueues again, which is harmless (see above), so a retried POST is accepted
+   * during a database outage like a first one.
+   */
+  async #isPersisted(id: string): Promise<boolean> {
+    try {
+      return await this.#repository.exists(id);
+    } catch (error) {
+      if (isConnectionError(error)) return false;
+      throw error;
+    }
   }
 
   async #enqueue(entry: EntryJob): Promise<void> {

@@ -30,6 +30,14 @@ function fromBodyParser(error: BodyParserError): HttpError | undefined {
   }
 }
 
+/**
+ * The router fails to decode a percent-encoded path parameter (`/api/entries/%E0%A4%A`) with a
+ * URIError carrying status 400: the client's mistake, not a server error.
+ */
+function isBadPathEncoding(error: unknown): boolean {
+  return error instanceof URIError && (error as { status?: unknown }).status === 400;
+}
+
 export const unknownRoute: RequestHandler = (req) => {
   throw notFound(`no route for ${req.method} ${req.path}`);
 };
@@ -41,7 +49,13 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next
     return;
   }
   const known =
-    error instanceof HttpError ? error : isBodyParserError(error) ? fromBodyParser(error) : undefined;
+    error instanceof HttpError
+      ? error
+      : isBodyParserError(error)
+        ? fromBodyParser(error)
+        : isBadPathEncoding(error)
+          ? new HttpError(400, 'bad_request', 'the URL path is not valid percent-encoding', { field: 'path' })
+          : undefined;
   const httpError = known ?? internalError();
 
   if (httpError.status >= 500) {

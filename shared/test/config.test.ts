@@ -1,0 +1,217 @@
+import { hostname } from 'node:os';
+import t from 'tap';
+import { ConfigError, loadApiConfig, loadWorkerConfig, type Environment } from '../src/config.ts';
+
+// The smallest environment both programs start with: the five required variables.
+const REQUIRED: Readonly<Record<string, string>> = Object.freeze({
+  REDIS_HOST: 'redis',
+  DB_HOST: 'postgres',
+  DB_NAME: 'inflow',
+  DB_USER: 'inflow',
+  DB_PASS: 's3cret',
+});
+
+const env = (overrides: Record<string, string | undefined> = {}): Environment => ({ ...REQUIRED, ...overrides });
+
+type Loader = (env: Environment) => unknown;
+type TestContext = Parameters<Parameters<typeof t.test>[0]>[0];
+const LOADERS: readonly (readonly [string, Loader])[] = [
+  ['api', loadApiConfig],
+  ['worker', loadWorkerConfig],
+];
+
+/** Asserts that `load(environment)` throws a ConfigError naming `variable` first in its message. */
+function assertConfigError(t: TestContext, load: Loader, environment: Environment, variable: string, what: string) {
+  try {
+    load(environment);
+    t.fail(`${what}: expected a ConfigError naming ${variable}`);
+  } catch (error) {
+    t.type(error, ConfigError, `${what}: a ConfigError`);
+    t.match(error, { name: 'ConfigError', variable }, `${what}: names ${variable}`);
+    t.ok((error as Error).message.startsWith(`${variable} `), `${what}: the message starts with the variable`);
+    t.notOk((error as Error).message.includes('\n'), `${what}: the message is one line`);
+  }
+}
+
+t.test('required variables: missing or blank stops the load, naming the variable', async (t) => {
+  for (const [service, load] of LOADERS) {
+    for (const variable of Object.keys(REQUIRED)) {
+      assertConfigError(t, load, env({ [variable]: undefined }), variable, `${service}: ${variable} missing`);
+      assertConfigError(t, load, env({ [variable]: '' }), variable, `${service}: ${variable} empty`);
+      assertConfigError(t, load, env({ [variable]: ' \t ' }), variable, `${service}: ${variable} blank`);
+    }
+  }
+  t.match(
+    (() => {
+      try {
+        loadApiConfig(env({ DB_PASS: undefined }));
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    })(),
+    /^DB_PASS is required/,
+  );
+});
+
+t.test('host names: malformed values are refused', async (t) => {
+  const bad = ['redis://redis:6379', 'two words', 'host/path', 'x'.repeat(254), 'rédis', 'a;b'];
+  for (const [service, load] of LOADERS) {
+    for (const variable of ['REDIS_HOST', 'DB_HOST']) {
+      for (const value of bad) assertConfigError(t, load, env({ [variable]: value }), variable, `${service}: ${variable}=${JSON.stringify(value)}`);
+    }
+  }
+  const good = loadApiConfig(env({ REDIS_HOST: '10.0.0.7', DB_HOST: '::1' }));
+  t.equal(good.redis.host, '10.0.0.7');
+  t.equal(good.db.host, '::1');
+  t.equal(loadApiConfig(env({ REDIS_HOST: '  redis.internal  ' })).redis.host, 'redis.internal', 'values are trimmed');
+});
+
+// [variable, services that read it, malformed values, [raw, parsed] valid boundaries, default]
+type IntegerCase = readonly [string, readonly string[], readonly string[], readonly (readonly [string, number])[]];
+const INTEGERS: readonly IntegerCase[] = [
+  ['REDIS_PORT', ['api', 'worker'], ['0', '65536', 'abc', '-1', '80.5', '1e3', '0x50', '+80', '80 80', '6379abc'], [['1', 1], ['65535', 65535], [' 6380 ', 6380]]],
+  ['DB_PORT', ['api', 'worker'], ['0', '65536', 'postgres', '5432.0'], [['1', 1], ['65535', 65535]]],
+  ['PORT', ['api'], ['0', '65536', 'http', '-80'], [['1', 1], ['65535', 65535]]],
+  ['HEALTH_PORT', ['worker'], ['0', '65536', 'x'], [['1', 1], ['65535', 65535]]],
+  ['DB_POOL_MAX', ['api', 'worker'], ['0', '101', 'ten', '-5'], [['1', 1], ['100', 100]]],
+  ['WORKER_CONCURRENCY', ['worker'], ['0', '1001', 'many', '2.5'], [['1', 1], ['1000', 1000]]],
+  ['SHUTDOWN_TIMEOUT_MS', ['api', 'worker'], ['99', '600001', '5s', '-1'], [['100', 100], ['600000', 600000]]],
+  ['TRUST_PROXY_HOPS', ['api'], ['11', '-1', 'true', '1.0'], [['0', 0], ['10', 10]]],
+];
+
+const pick = (config: unknown, variable: string): unknown => {
+  const c = config as Record<string, Record<string, unknown> | unknown>;
+  const path: Record<string, readonly string[]> = {
+    REDIS_PORT: ['redis', 'port'],
+    DB_PORT: ['db', 'port'],
+    PORT: ['port'],
+    HEALTH_PORT: ['healthPort'],
+    DB_POOL_MAX: ['db', 'poolMax'],
+    WORKER_CONCURRENCY: ['concurrency'],
+    SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs'],
+    TRUST_PROXY_HOPS: ['trustProxyHops'],
+  };
+  return (path[variable] ?? []).reduce<unknown>((value, key) => (value as Record<string, unknown>)[key], c);
+};
+
+t.test('integer variables: malformed or out of range is refused, boundaries accepted', async (t) => {
+  for (const [variable, services, bad, good] of INTEGERS) {
+    for (const [service, load] of LOADERS) {
+      if (!services.includes(service)) {
+        // A program reads only its own variables: a bad value of the other's is not its concern.
+        t.doesNotThrow(() => load(env({ [variable]: 'garbage' })), `${service} ignores ${variable}`);
+        continue;
+      }
+      for (const value of bad) assertConfigError(t, load, env({ [variable]: value }), variable, `${service}: ${variable}=${JSON.stringify(value)}`);
+      for (const [raw, parsed] of good) t.equal(pick(load(env({ [variable]: raw })), variable), parsed, `${service}: ${variable}=${JSON.stringify(raw)}`);
+      t.match(
+        (() => {
+          try {
+            load(env({ [variable]: 'nope' }));
+          } catch (error) {
+            return (error as Error).message;
+          }
+          return '';
+        })(),
+        new RegExp(`^${variable} must be an integer from \\d+ to \\d+ \\(got "nope"\\)$`),
+        `${service}: ${variable} message says what is expected and what was given`,
+      );
+    }
+  }
+});
+
+t.test('INSTANCE_ID and LOG_LEVEL', async (t) => {
+  for (const [service, load] of LOADERS) {
+    for (const value of ['api 1', 'api/1', 'a'.repeat(64), 'äpi', 'api:1']) {
+      assertConfigError(t, load, env({ INSTANCE_ID: value }), 'INSTANCE_ID', `${service}: INSTANCE_ID=${JSON.stringify(value)}`);
+    }
+    for (const value of ['INFO', 'verbose', 'warning', '1']) {
+      assertConfigError(t, load, env({ LOG_LEVEL: value }), 'LOG_LEVEL', `${service}: LOG_LEVEL=${JSON.stringify(value)}`);
+    }
+    t.match(load(env({ INSTANCE_ID: 'a'.repeat(63) })), { instanceId: 'a'.repeat(63) });
+    t.match(load(env({ INSTANCE_ID: 'api-1.eu_west' })), { instanceId: 'api-1.eu_west' });
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+      t.match(load(env({ LOG_LEVEL: level })), { logLevel: level });
+    }
+  }
+});
+
+t.test('defaults', async (t) => {
+  const api = loadApiConfig(env());
+  t.same(api, {
+    instanceId: hostname().slice(0, 63),
+    logLevel: 'info',
+    redis: { host: 'redis', port: 6379 },
+    db: { host: 'postgres', port: 5432, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 10 },
+    shutdownTimeoutMs: 8000,
+    port: 8080,
+    trustProxyHops: 1,
+  });
+  const worker = loadWorkerConfig(env({ INSTANCE_ID: '  ' }));
+  t.same(worker, {
+    instanceId: hostname().slice(0, 63),
+    logLevel: 'info',
+    redis: { host: 'redis', port: 6379 },
+    db: { host: 'postgres', port: 5432, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 10 },
+    shutdownTimeoutMs: 8000,
+    concurrency: 64,
+    healthPort: 8081,
+  });
+});
+
+t.test('every variable is read', async (t) => {
+  const all = {
+    ...REQUIRED,
+    REDIS_PORT: '6380',
+    DB_PORT: '5433',
+    PORT: '3000',
+    HEALTH_PORT: '3001',
+    INSTANCE_ID: 'api-2',
+    LOG_LEVEL: 'warn',
+    DB_POOL_MAX: '20',
+    WORKER_CONCURRENCY: '8',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    TRUST_PROXY_HOPS: '2',
+  };
+  t.same(loadApiConfig(all), {
+    instanceId: 'api-2',
+    logLevel: 'warn',
+    redis: { host: 'redis', port: 6380 },
+    db: { host: 'postgres', port: 5433, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 20 },
+    shutdownTimeoutMs: 5000,
+    port: 3000,
+    trustProxyHops: 2,
+  });
+  t.same(loadWorkerConfig(all), {
+    instanceId: 'api-2',
+    logLevel: 'warn',
+    redis: { host: 'redis', port: 6380 },
+    db: { host: 'postgres', port: 5433, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 20 },
+    shutdownTimeoutMs: 5000,
+    concurrency: 8,
+    healthPort: 3001,
+  });
+});
+
+t.test('the result is frozen, nested objects included', async (t) => {
+  for (const [service, load] of LOADERS) {
+    const config = load(env()) as { redis: object; db: object };
+    t.ok(Object.isFrozen(config), `${service}: config frozen`);
+    t.ok(Object.isFrozen(config.redis), `${service}: redis frozen`);
+    t.ok(Object.isFrozen(config.db), `${service}: db frozen`);
+    t.throws(() => {
+      (config as { logLevel: string }).logLevel = 'trace';
+    }, TypeError);
+    t.throws(() => {
+      (config.db as { password: string }).password = 'other';
+    }, TypeError);
+  }
+});
+
+t.test('the environment object is only read', async (t) => {
+  const source = { ...REQUIRED, PORT: ' 3000 ' };
+  const before = JSON.stringify(source);
+  loadApiConfig(source);
+  t.equal(JSON.stringify(source), before);
+});

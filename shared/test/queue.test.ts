@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { newEntrySchema } from '../src/entry.ts';
+import { ENTRIES_QUEUE, ENTRY_JOB_ATTEMPTS, entryJobOptions, entryJobSchema, PERSIST_ENTRY_JOB, type EntryJob } from '../src/queue.ts';
+
+/** A UUID version 7 as RFC 9562 lays it out (what the API's `uuid` v7 makes). */
+function uuidv7(at = Date.now()): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(at, 0, 6);
+  bytes[6] = 0x70 | ((bytes[6] ?? 0) & 0x0f);
+  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** A job exactly as EntriesService.accept builds it from a client's body. */
+function jobFromBody(body: unknown, acceptedBy = 'api-1'): EntryJob {
+  const entry = newEntrySchema.parse(body);
+  return { id: uuidv7(), author: entry.author, message: entry.message, acceptedBy, acceptedAt: new Date().toISOString() };
+}
+
+t.test('the queue names', async (t) => {
+  t.equal(ENTRIES_QUEUE, 'entries');
+  t.equal(PERSIST_ENTRY_JOB, 'persist-entry');
+});
+
+t.test('entryJobSchema accepts what the API makes, unchanged', async (t) => {
+  const bodies = [
+    { author: 'ada', message: 'hello' },
+    { author: '  ada  ', message: 'line 1\r\nline 2\n' },
+    { author: '\u{1F600}'.repeat(80), message: 'm'.repeat(2000) },
+    { author: 'שלום', message: 'مرحبا\n\u{1F468}\u200D\u{1F469}\u200D\u{1F467}' },
+  ];
+  for (const body of bodies) {
+    const job = jobFromBody(body);
+    // Through JSON, as BullMQ stores it.
+    const stored: unknown = JSON.parse(JSON.stringify(job));
+    const parsed = entryJobSchema.safeParse(stored);
+    t.ok(parsed.success, `accepts ${JSON.stringify(body).slice(0, 40)}`);
+    if (parsed.success) t.same(parsed.data, job, 'and re-validating changes nothing');
+  }
+  t.ok(entryJobSchema.safeParse({ ...jobFromBody({ author: 'a', message: 'b' }), acceptedBy: 'x'.repeat(64) }).success, 'acceptedBy of 64 characters');
+  t.ok(entryJobSchema.safeParse({ ...jobFromBody({ author: 'a', message: 'b' }), acceptedAt: '2025-01-02T03:04:05.678+02:00' }).success, 'an offset time');
+  const v7 = uuidv7();
+  t.match(v7, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'the test makes real v7 ids');
+});
+
+t.test('entryJobSchema rejects bad payloads', async (t) => {
+  const good = jobFromBody({ author: 'ada', message: 'hello' });
+  const bad: readonly (readonly [string, unknown])[] = [
+    ['null', null],
+    ['a string', 'persist me'],
+    ['an array', [good]],
+    ['empty object', {}],
+    ['unknown field', { ...good, priority: 1 }],
+    ['missing id', { ...good, id: undefined }],
+    ['id not a UUID', { ...good, id: 'entry-1' }],
+    ['id a number', { ...good, id: 7 }],
+    ['missing author', { ...good, author: undefined }],
+    ['author too long', { ...good, author: 'a'.repeat(81) }],
+    ['author with a control character', { ...good, author: 'a\u0007' }],
+    ['blank author', { ...good, author: '   ' }],
+    ['message too long', { ...good, message: 'm'.repeat(2001) }],
+    ['message with NUL', { ...good, message: 'a\u0000b' }],
+    ['message with a lone surrogate', { ...good, message: 'a\ud800' }],
+    ['empty acceptedBy', { ...good, acceptedBy: '' }],
+    ['acceptedBy too long', { ...good, acceptedBy: 'x'.repeat(65) }],
+    ['acceptedBy a number', { ...good, acceptedBy: 1 }],
+    ['acceptedAt not a time', { ...good, acceptedAt: 'yesterday' }],
+    ['acceptedAt a date only', { ...good, acceptedAt: '2025-01-02' }],
+    ['acceptedAt epoch millis', { ...good, acceptedAt: Date.now() }],
+    ['acceptedAt without zone', { ...good, acceptedAt: '2025-01-02T03:04:05' }],
+  ];
+  for (const [what, payload] of bad) t.notOk(entryJobSchema.safeParse(payload).success, what);
+});
+
+t.test('entryJobOptions', async (t) => {
+  const id = uuidv7();
+  const options = entryJobOptions(id);
+  t.equal(options.jobId, id, 'the entry id is the job id');
+  t.equal(options.attempts, ENTRY_JOB_ATTEMPTS);
+  t.ok(ENTRY_JOB_ATTEMPTS > 1, 'jobs are retried');
+  t.equal(options.removeOnComplete, true, 'completed jobs leave Redis');
+  t.match(options.backoff, { type: 'exponential', delay: Number });
+  t.match(options.removeOnFail, { age: Number, count: Number }, 'failed jobs are kept, bounded');
+  const removeOnFail = options.removeOnFail as { age: number; count: number };
+  t.ok(removeOnFail.age >= 24 * 3600, 'failed jobs are kept at least a day, so their reason can be read');
+  // Total backoff covers a database restart: 0.5 s · (2^0 + … + 2^(attempts-2)).
+  const { delay } = options.backoff as { delay: number };
+  const totalMs = delay * (2 ** (ENTRY_JOB_ATTEMPTS - 1) - 1);
+  t.ok(totalMs >= 60_000, `retries span ${Math.round(totalMs / 1000)} s`);
+  t.not(entryJobOptions(uuidv7()), options, 'a fresh object per call');
+  t.equal(entryJobOptions('x').jobId, 'x');
+});

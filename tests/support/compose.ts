@@ -1,0 +1,113 @@
+/**
+ * Drives the real docker-compose.yml for end-to-end tests: `docker compose` (v2) when present,
+ * else `docker-compose` (1.29). Images come from the environment (NODE_IMAGE, POSTGRES_IMAGE, …),
+ * as for any user; .ci/run exports the offline stand-ins on a host with no registry.
+ */
+import { spawnSync } from 'node:child_process';
+import { REPO_ROOT } from './services.ts';
+import { waitFor } from './wait.ts';
+
+export const BASE_URL = process.env['INFLOW_URL'] ?? 'http://127.0.0.1:9999';
+// Its own project name, so a test run never touches (or deletes the volumes of) a user's stack.
+export const PROJECT = process.env['INFLOW_E2E_PROJECT'] ?? 'inflow-e2e';
+
+let composeCommand: string[] | undefined;
+
+function compose(): string[] {
+  if (composeCommand) return composeCommand;
+  const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+  composeCommand = v2.status === 0 ? ['docker', 'compose'] : ['docker-compose'];
+  return composeCommand;
+}
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a compose subcommand in the repository; throws with its output when it fails. */
+export function runCompose(args: readonly string[], options: { check?: boolean; timeoutMs?: number } = {}): RunResult {
+  const [command, ...base] = compose();
+  const result = spawnSync(command ?? 'docker-compose', [...base, '-p', PROJECT, ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    timeout: options.timeoutMs ?? 15 * 60_000,
+  });
+  const run = { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  if (options.check !== false && run.status !== 0) {
+    throw new Error(`${compose().join(' ')} ${args.join(' ')} failed (${run.status}):\n${run.stderr}\n${run.stdout}`);
+  }
+  return run;
+}
+
+export function docker(args: readonly string[]): RunResult {
+  const result = spawnSync('docker', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) throw new Error(`docker ${args.join(' ')} failed:\n${result.stderr}`);
+  return { status: 0, stdout: result.stdout, stderr: result.stderr };
+}
+
+export const SERVICES = ['postgres', 'redis', 'web1', 'web2', 'web3', 'worker', 'nginx'] as const;
+
+/** The container id of a service. */
+export function containerId(service: string): string {
+  const id = runCompose(['ps', '-q', service]).stdout.trim();
+  if (id === '') throw new Error(`no container for ${service}`);
+  return id;
+}
+
+export interface ContainerState {
+  status: string;
+  health: string | undefined;
+  restartCount: number;
+}
+
+export function inspectState(service: string): ContainerState {
+  const [info] = JSON.parse(docker(['inspect', containerId(service)]).stdout) as [
+    { State: { Status: string; Health?: { Status: string } }; RestartCount: number },
+  ];
+  return { status: info.State.Status, health: info.State.Health?.Status, restartCount: info.RestartCount };
+}
+
+/** Waits until every service's container is running and healthy. */
+export async function waitHealthy(services: readonly string[] = SERVICES, timeoutMs = 180_000): Promise<void> {
+  await waitFor(
+    () => services.every((service) => {
+      try {
+        const state = inspectState(service);
+        return state.status === 'running' && state.health === 'healthy';
+      } catch {
+        return false;
+      }
+    }),
+    { timeoutMs, what: `healthy ${services.join(', ')}`, intervalMs: 1_000 },
+  );
+}
+
+/** Builds and starts the stack, waiting for health (compose 1.29 has no --wait). */
+export async function up(): Promise<void> {
+  runCompose(['up', '-d', '--build']);
+  await waitHealthy();
+}
+
+/** Removes the stack and its volumes. */
+export function down(): void {
+  runCompose(['down', '-v', '--remove-orphans'], { check: false });
+}
+
+/** The JSON lines a service wrote to stdout. */
+export function serviceLogLines(service: string): Record<string, unknown>[] {
+  const { stdout } = runCompose(['logs', '--no-color', '--no-log-prefix', service], { check: false });
+  return stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('{'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
