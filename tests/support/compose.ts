@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from './services.ts';
 import { waitFor } from './wait.ts';
 
-export const BASE_URL = process.env['INFLOW_URL'] ?? 'http://127.0.0.1:9999';
+// INFLOW_PORT moves the stack (compose publishes nginx there) and the tests with it.
+export const BASE_URL = process.env['INFLOW_URL'] ?? `http://127.0.0.1:${process.env['INFLOW_PORT'] ?? '9999'}`;
 // Its own project name, so a test run never touches (or deletes the volumes of) a user's stack.
 export const PROJECT = process.env['INFLOW_E2E_PROJECT'] ?? 'inflow-e2e';
 
