@@ -4,6 +4,8 @@
  * as for any user; .ci/run exports the offline stand-ins on a host with no registry.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { REPO_ROOT } from './services.ts';
 import { waitFor } from './wait.ts';
 
@@ -92,8 +94,13 @@ export async function up(): Promise<void> {
   await waitHealthy();
 }
 
-/** Removes the stack and its volumes. */
+/** Saves every service's logs to test-results/ (CI uploads that folder), then removes the stack. */
 export function down(): void {
+  const logs = runCompose(['logs', '--no-color', '--timestamps'], { check: false });
+  if (logs.stdout !== '') {
+    mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
+    writeFileSync(join(REPO_ROOT, 'test-results', `compose-${PROJECT}.log`), logs.stdout);
+  }
   runCompose(['down', '-v', '--remove-orphans'], { check: false });
 }
 

@@ -6,9 +6,13 @@ import { entriesRoutes } from './entries/entries.routes.ts';
 import { EntriesService } from './entries/entries.service.ts';
 import type { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
+import type { EntryEvents } from './events/entry-events.ts';
+import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
 import { errorHandler, unknownRoute } from './http/error-handler.ts';
 import { requestLogger } from './http/request-logger.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { webRoutes } from './web/web.routes.ts';
 
 export interface AppDependencies {
   instance: InstanceInfo;
@@ -18,6 +22,10 @@ export interface AppDependencies {
   redis: Redis;
   database: DatabaseHandle;
   liveness: Liveness;
+  /** The live event stream (GET /api/events); without it the route answers 404. */
+  events?: EntryEvents;
+  /** The built page (dist/public); without it GET / answers 404. */
+  publicDir?: string;
 }
 
 /** Builds the Express app. Listening, signals and shutdown belong to main.ts. */
@@ -33,6 +41,7 @@ export function createApp(deps: AppDependencies): Express {
     if (deps.liveness.draining) res.set('Connection', 'close');
     next();
   });
+  app.use(securityHeaders);
   app.use(requestLogger(deps.logger));
 
   const service = new EntriesService({
@@ -47,12 +56,17 @@ export function createApp(deps: AppDependencies): Express {
       instance: deps.instance,
       liveness: deps.liveness,
       checks: [
-        { name: 'redis', check: async () => void (await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer')) },
+        { name: 'redis', check: async () => {
+          await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer');
+        },
+      },
         { name: 'postgres', check: () => deps.database.ping() },
       ],
     }),
   );
   app.use(entriesRoutes(service));
+  if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.liveness));
+  if (deps.publicDir !== undefined) app.use(webRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
   app.use(unknownRoute);
   app.use(errorHandler);
   return app;

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import {
   createDatabase,
   createLogger,
@@ -11,7 +13,10 @@ import {
   createProducerRedis,
 } from '@inflow/shared';
 import { createApp } from './app.ts';
+import { EntriesRepository } from './entries/entries.repository.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
+import { EntryEvents } from './events/entry-events.ts';
+import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
 
 const config = loadConfigOrExit(() => loadApiConfig(process.env), 'api');
 const logger = createLogger({ service: 'api', instanceId: config.instanceId, level: config.logLevel });
@@ -28,6 +33,14 @@ const queue = new EntryQueue(redis, (error) => {
   redisLogger.warn({ err: error }, 'queue error');
 });
 const liveness = { draining: false };
+const eventsLogger = logger.child({ module: 'events' });
+// One QueueEvents per process, made when the first page connects (see entry-events.ts).
+const events = new EntryEvents({
+  instanceId: config.instanceId,
+  logger: eventsLogger,
+  subscribe: (onChange) => subscribeToQueueEvents({ redis: config.redis, producer: redis, logger: eventsLogger, onChange }),
+  describe: describeChanges({ repository: new EntriesRepository(database.db), producer: redis, logger: eventsLogger }),
+});
 
 const app = createApp({
   instance: { instanceId: config.instanceId, hostname: hostname(), version, startedAt: new Date().toISOString() },
@@ -37,6 +50,9 @@ const app = createApp({
   redis,
   database,
   liveness,
+  events,
+  // dist/public, from src/main.ts (node --watch) as from dist/main.js.
+  publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)),
 });
 
 const server = app.listen(config.port);
@@ -48,6 +64,17 @@ server.headersTimeout = 66_000;
 await once(server, 'listening');
 logger.info({ port: config.port, version }, 'api listening');
 
+// The responses not yet sent. server.close() only closes the connections idle at that moment: a
+// keep-alive connection (nginx's upstream pool) busy with a request would stay open after its
+// response, for keepAliveTimeout, and hold the shutdown past its deadline.
+const unsent = new Set<ServerResponse>();
+server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+  if (liveness.draining) res.shouldKeepAlive = false;
+  unsent.add(res);
+  // 'close', not 'finish': an event stream the client left never finishes.
+  res.once('close', () => unsent.delete(res));
+});
+
 const shutdown = createShutdown(
   [
     {
@@ -57,12 +84,24 @@ const shutdown = createShutdown(
       run: () =>
         new Promise<void>((resolve, reject) => {
           liveness.draining = true;
-          server.close((error) => (error ? reject(error) : resolve()));
+          // Requests in flight answer with "Connection: close", so their connections end with them.
+          for (const res of unsent) if (!res.headersSent) res.shouldKeepAlive = false;
+          server.close((error) => {
+            if (error) reject(error);
+            else resolve();
+          });
           server.closeIdleConnections();
+          // Event streams never end by themselves: end them, or server.close() waits for ever.
+          // The browsers reconnect through nginx to another replica and reconcile.
+          events.endStreams();
         }),
     },
+    { name: 'close queue events', run: () => events.close() },
     { name: 'close queue', run: () => queue.close() },
-    { name: 'close redis', run: async () => void (await redis.quit()) },
+    { name: 'close redis', run: async () => {
+        await redis.quit();
+      },
+    },
     { name: 'close database', run: () => database.close() },
   ],
   { logger, timeoutMs: config.shutdownTimeoutMs },

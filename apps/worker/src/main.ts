@@ -31,13 +31,14 @@ const worker = createEntryWorker({
 const health = createHealthServer({
   instanceId: config.instanceId,
   checks: [
-    { name: 'redis', check: async () => void (await withTimeout(redis.ping(), 2_000, 'Redis did not answer')) },
+    { name: 'redis', check: async () => {
+        await withTimeout(redis.ping(), 2_000, 'Redis did not answer');
+      },
+    },
     { name: 'postgres', check: () => database.ping() },
     {
       name: 'consumer',
-      check: async () => {
-        if (!worker.isRunning()) throw new Error('the worker is not consuming');
-      },
+      check: () => (worker.isRunning() ? Promise.resolve() : Promise.reject(new Error('the worker is not consuming'))),
     },
   ],
 });
@@ -69,7 +70,10 @@ const shutdown = createShutdown(
         }
       },
     },
-    { name: 'close redis', run: async () => void (await redis.quit()) },
+    { name: 'close redis', run: async () => {
+        await redis.quit();
+      },
+    },
     { name: 'close health server', run: () => void health.close() },
     { name: 'close database', run: () => database.close() },
   ],

@@ -1,10 +1,6 @@
+import { checkReadiness, type DependencyCheck } from '@inflow/shared';
 import { Router } from 'express';
 import { allowOnly } from '../http/method-guard.ts';
-
-export interface DependencyCheck {
-  name: string;
-  check: () => Promise<void>;
-}
 
 export interface Liveness {
   /** True once shutdown started: the instance wants no new traffic. */
@@ -16,22 +12,6 @@ export interface InstanceInfo {
   hostname: string;
   version: string;
   startedAt: string;
-}
-
-/** Runs every check at once; a failure names the dependency and why. */
-export async function checkDependencies(checks: readonly DependencyCheck[]) {
-  const results = await Promise.all(
-    checks.map(async ({ name, check }) => {
-      const startedAt = performance.now();
-      try {
-        await check();
-        return { name, ok: true as const, ms: Math.round(performance.now() - startedAt) };
-      } catch (error) {
-        return { name, ok: false as const, error: error instanceof Error ? error.message : String(error) };
-      }
-    }),
-  );
-  return { ok: results.every((result) => result.ok), results };
 }
 
 export function healthRoutes(deps: { checks: readonly DependencyCheck[]; liveness: Liveness; instance: InstanceInfo }): Router {
@@ -49,14 +29,12 @@ export function healthRoutes(deps: { checks: readonly DependencyCheck[]; livenes
   router
     .route('/readyz')
     .get(async (_req, res) => {
-      const { ok, results } = await checkDependencies(deps.checks);
-      const checks = Object.fromEntries(results.map(({ name, ...result }) => [name, result]));
+      const { ok, checks, failed } = await checkReadiness(deps.checks);
       if (deps.liveness.draining) {
         res.status(503).json({ error: { code: 'shutting_down', message: 'this instance is shutting down' }, checks });
         return;
       }
       if (!ok) {
-        const failed = results.filter((result) => !result.ok).map((result) => result.name);
         res.status(503).json({
           error: { code: 'dependency_unavailable', message: `not ready: ${failed.join(' and ')} unavailable` },
           checks,

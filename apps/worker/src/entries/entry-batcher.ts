@@ -39,7 +39,9 @@ export class EntryBatcher {
     return new Promise((resolve, reject) => {
       this.#pending.push({ row, resolve, reject });
       if (this.#pending.length >= this.#options.maxBatch) this.#flush();
-      else this.#timer ??= setTimeout(() => this.#flush(), this.#options.maxWaitMs);
+      else this.#timer ??= setTimeout(() => {
+        this.#flush();
+      }, this.#options.maxWaitMs);
     });
   }
 

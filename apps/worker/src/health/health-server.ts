@@ -1,9 +1,5 @@
 import { createServer, type Server } from 'node:http';
-
-export interface DependencyCheck {
-  name: string;
-  check: () => Promise<void>;
-}
+import { checkReadiness, type DependencyCheck } from '@inflow/shared';
 
 /**
  * The worker's small HTTP server for container health checks: /healthz (the process answers)
@@ -25,23 +21,9 @@ export function createHealthServer(deps: { instanceId: string; checks: readonly 
       return;
     }
     if (path === '/readyz') {
-      void Promise.all(
-        deps.checks.map(async ({ name, check }) => {
-          try {
-            await check();
-            return [name, { ok: true }] as const;
-          } catch (error) {
-            return [name, { ok: false, error: error instanceof Error ? error.message : String(error) }] as const;
-          }
-        }),
-      ).then((results) => {
-        const failed = results.filter(([, result]) => !result.ok).map(([name]) => name);
-        const checks = Object.fromEntries(results);
-        if (failed.length > 0) {
-          send(503, { error: { code: 'dependency_unavailable', message: `not ready: ${failed.join(' and ')} unavailable` }, checks });
-        } else {
-          send(200, { status: 'ready', instanceId: deps.instanceId, checks });
-        }
+      void checkReadiness(deps.checks).then(({ ok, checks, failed }) => {
+        if (ok) send(200, { status: 'ready', instanceId: deps.instanceId, checks });
+        else send(503, { error: { code: 'dependency_unavailable', message: `not ready: ${failed.join(' and ')} unavailable` }, checks });
       });
       return;
     }
