@@ -4,5 +4,6 @@ export * from './entry.ts';
 export * from './health.ts';
 export * from './lifecycle.ts';
 export * from './logger.ts';
+export * from './metrics.ts';
 export * from './queue.ts';
 export * from './timeout.ts';

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import {
   createDatabase,
   createLogger,
+  createMetricsRegistry,
   createShutdown,
   handleShutdownSignals,
   loadConfigOrExit,
@@ -10,11 +11,13 @@ import {
   createWorkerRedis,
 } from '@inflow/shared';
 import { createHealthServer } from './health/health-server.ts';
+import { WorkerMetrics } from './metrics.ts';
 import { createEntryWorker } from './worker.ts';
 
 const config = loadConfigOrExit(() => loadWorkerConfig(process.env), 'worker');
 const logger = createLogger({ service: 'worker', instanceId: config.instanceId, level: config.logLevel });
 
+const metrics = new WorkerMetrics(createMetricsRegistry({ service: 'worker', instanceId: config.instanceId }));
 const database = createDatabase(config.db, logger.child({ module: 'db' }));
 const redis = createWorkerRedis(config.redis);
 redis.on('error', (error) => {
@@ -26,10 +29,12 @@ const worker = createEntryWorker({
   instanceId: config.instanceId,
   concurrency: config.concurrency,
   logger,
+  metrics,
 });
 
 const health = createHealthServer({
   instanceId: config.instanceId,
+  metrics: metrics.registry,
   checks: [
     { name: 'redis', check: async () => {
         await withTimeout(redis.ping(), 2_000, 'Redis did not answer');

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { EntriesRepository } from './entries/entries.repository.ts';
 import { EntryBatcher } from './entries/entry-batcher.ts';
 import { createEntryProcessor } from './entries/entries.consumer.ts';
+import type { WorkerMetrics } from './metrics.ts';
 
 export interface EntryWorkerOptions {
   /** Owned by the caller; BullMQ duplicates it for its blocking connection. */
@@ -12,6 +13,7 @@ export interface EntryWorkerOptions {
   instanceId: string;
   concurrency: number;
   logger: Logger;
+  metrics: WorkerMetrics;
 }
 
 /** A BullMQ Worker on the entries queue whose jobs are written in batches. */
@@ -19,13 +21,20 @@ export function createEntryWorker(options: EntryWorkerOptions): Worker {
   const repository = new EntriesRepository(options.database.db);
   // A batch never waits longer than a couple of milliseconds: at low load each entry is written
   // at once, at high load the concurrent jobs share one INSERT.
-  const batcher = new EntryBatcher((rows) => repository.insertMany(rows), {
+  const { metrics } = options;
+  const insertMany = async (rows: Parameters<typeof repository.insertMany>[0]) => {
+    const startedAt = performance.now();
+    const inserted = await repository.insertMany(rows);
+    metrics.batchWritten(rows.length, (performance.now() - startedAt) / 1000);
+    return inserted;
+  };
+  const batcher = new EntryBatcher(insertMany, {
     maxBatch: Math.min(options.concurrency, 100),
     maxWaitMs: 2,
   });
   const worker = new Worker(
     ENTRIES_QUEUE,
-    createEntryProcessor({ batcher, instanceId: options.instanceId, logger: options.logger.child({ module: 'consumer' }) }),
+    createEntryProcessor({ batcher, metrics, instanceId: options.instanceId, logger: options.logger.child({ module: 'consumer' }) }),
     { connection: options.redis, concurrency: options.concurrency, autorun: false },
   );
 
@@ -38,6 +47,7 @@ export function createEntryWorker(options: EntryWorkerOptions): Worker {
   worker.on('failed', (job, error) => {
     if (job === undefined) return;
     const final = job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError';
+    if (final) metrics.failed();
     log[final ? 'error' : 'warn'](
       { entryId: job.id, attempt: job.attemptsMade, final, err: error },
       final ? 'entry failed for good, kept in the failed set' : 'entry attempt failed, will retry',

@@ -2,9 +2,34 @@ import { ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, entryJobSchema, type
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+/**
+ * What a job says of its entry. A payload that is not a valid entry (a job added by something
+ * other than this API) yields only the fields that are strings; the rest are null.
+ */
+export interface QueuedEntry {
+  author: string | null;
+  message: string | null;
+  acceptedBy: string | null;
+  acceptedAt: string | null;
+}
+
 export type QueuedState =
-  | { status: 'queued' | 'processing'; entry: EntryJob; attemptsMade: number }
-  | { status: 'failed'; entry: EntryJob; attemptsMade: number; reason: string };
+  | { status: 'queued' | 'processing'; entry: QueuedEntry; attemptsMade: number }
+  | { status: 'failed'; entry: QueuedEntry; attemptsMade: number; reason: string };
+
+function looseEntry(data: unknown): QueuedEntry {
+  const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+  const text = (key: keyof QueuedEntry) => (typeof record[key] === 'string' ? record[key] : null);
+  return { author: text('author'), message: text('message'), acceptedBy: text('acceptedBy'), acceptedAt: text('acceptedAt') };
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  /** Waiting for a retry after a failed attempt. */
+  delayed: number;
+  failed: number;
+}
 
 /** The producer side of the entries queue. One per process: connections are not per request. */
 export class EntryQueue {
@@ -28,9 +53,10 @@ export class EntryQueue {
     const job = await this.#queue.getJob(id);
     if (job === undefined) return undefined;
     const state = await job.getState();
+    // An invalid payload still has a state: the worker fails such a job at once, and that
+    // failure is what a client asking about the id must see, not a 404.
     const parsed = entryJobSchema.safeParse(job.data);
-    if (!parsed.success) return undefined;
-    const entry = parsed.data;
+    const entry: QueuedEntry = parsed.success ? parsed.data : looseEntry(job.data);
     switch (state) {
       case 'active':
         return { status: 'processing', entry, attemptsMade: job.attemptsMade };
@@ -45,6 +71,17 @@ export class EntryQueue {
         // 'completed' (about to be removed) or 'unknown' (removed meanwhile): the row decides.
         return undefined;
     }
+  }
+
+  /** How many jobs wait, run, wait for a retry or failed for good. */
+  async counts(): Promise<QueueCounts> {
+    const counts = await this.#queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    return {
+      waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0),
+      active: counts['active'] ?? 0,
+      delayed: counts['delayed'] ?? 0,
+      failed: counts['failed'] ?? 0,
+    };
   }
 
   async close(): Promise<void> {

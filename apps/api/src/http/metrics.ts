@@ -1,0 +1,59 @@
+import type { Registry } from '@inflow/shared';
+import type { RequestHandler, Router } from 'express';
+import { Router as createRouter } from 'express';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { EntryQueue } from '../entries/entries.queue.ts';
+import { allowOnly } from './method-guard.ts';
+
+/** Counts and times every request by route pattern (not raw path: ids would explode the series). */
+export function httpMetrics(registry: Registry): RequestHandler {
+  const requests = new Counter({
+    name: 'inflow_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'inflow_http_request_duration_seconds',
+    help: 'Time from request to response, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  return (req, res, next) => {
+    const startedAt = process.hrtime.bigint();
+    res.once('finish', () => {
+      const route: unknown = (req.route as { path?: unknown } | undefined)?.path;
+      const labels = { method: req.method, route: typeof route === 'string' ? route : 'other', status: String(res.statusCode) };
+      requests.inc(labels);
+      duration.observe(labels, Number(process.hrtime.bigint() - startedAt) / 1e9);
+    });
+    next();
+  };
+}
+
+/** Queue depth by state, read from Redis when Prometheus scrapes. */
+export function registerQueueGauges(registry: Registry, queue: EntryQueue): void {
+  new Gauge({
+    name: 'inflow_queue_jobs',
+    help: 'Jobs in the entries queue, by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const counts: Record<string, number> = { ...(await queue.counts()) };
+      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+}
+
+/** GET /metrics in Prometheus text format. nginx does not publish it (see nginx.conf). */
+export function metricsRoute(registry: Registry): Router {
+  const router = createRouter();
+  router
+    .route('/metrics')
+    .get(async (_req, res) => {
+      res.type(registry.contentType).send(await registry.metrics());
+    })
+    .all(allowOnly('GET'));
+  return router;
+}

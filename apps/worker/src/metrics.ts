@@ -1,0 +1,57 @@
+import type { Registry } from '@inflow/shared';
+import { Counter, Histogram } from 'prom-client';
+
+/** What the worker measures, served on HEALTH_PORT at /metrics. */
+export class WorkerMetrics {
+  readonly registry: Registry;
+  readonly #batchSize: Histogram;
+  readonly #insertSeconds: Histogram;
+  readonly #queueLatency: Histogram;
+  readonly #jobs: Counter<'outcome'>;
+
+  constructor(registry: Registry) {
+    this.registry = registry;
+    this.#batchSize = new Histogram({
+      name: 'inflow_persist_batch_size',
+      help: 'Rows per INSERT statement',
+      buckets: [1, 2, 5, 10, 20, 50, 100],
+      registers: [registry],
+    });
+    this.#insertSeconds = new Histogram({
+      name: 'inflow_persist_insert_duration_seconds',
+      help: 'Time of one batched INSERT, commit included',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    });
+    this.#queueLatency = new Histogram({
+      name: 'inflow_entry_queue_latency_seconds',
+      help: 'Time from acceptance by the API to the committed row',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.#jobs = new Counter({
+      name: 'inflow_jobs_total',
+      help: 'Jobs handled, by outcome: persisted, duplicate (redelivered, row existed) or failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+  }
+
+  batchWritten(rows: number, seconds: number): void {
+    this.#batchSize.observe(rows);
+    this.#insertSeconds.observe(seconds);
+  }
+
+  persisted(queueLatencyMs: number): void {
+    this.#jobs.inc({ outcome: 'persisted' });
+    this.#queueLatency.observe(queueLatencyMs / 1000);
+  }
+
+  duplicate(): void {
+    this.#jobs.inc({ outcome: 'duplicate' });
+  }
+
+  failed(): void {
+    this.#jobs.inc({ outcome: 'failed' });
+  }
+}
