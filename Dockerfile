@@ -41,18 +41,19 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/shared/package.json ./shared/
 COPY --from=build /app/shared/dist ./shared/dist
 COPY --from=build /app/apps/api/package.json ./apps/api/
+# apps/api/dist holds the page too (dist/public: apps/api/web compiled by the api build).
 COPY --from=build /app/apps/api/dist ./apps/api/dist
 COPY --from=build /app/apps/worker/package.json ./apps/worker/
 COPY --from=build /app/apps/worker/dist ./apps/worker/dist
+COPY deploy/node/healthcheck.mjs ./
 USER node
+# fetch is built into Node: no curl in the image. Compose probes /readyz the same way.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["node", "healthcheck.mjs"]
 
 # worker: consumes the queue; health, readiness and metrics on HEALTH_PORT.
 FROM runtime AS worker
 ENV HEALTH_PORT=8081
 EXPOSE 8081
-# fetch is built into Node: no curl in the image.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.HEALTH_PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form: SIGTERM goes straight to node (no shell in between), so the graceful shutdown runs.
 CMD ["node", "apps/worker/dist/main.js"]
 
@@ -60,6 +61,4 @@ CMD ["node", "apps/worker/dist/main.js"]
 FROM runtime AS api
 ENV PORT=8080
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "apps/api/dist/main.js"]

@@ -66,7 +66,8 @@ t.test('withTimeout', async (t) => {
 t.test('loadConfigOrExit: one JSON line naming the variable, exit 78', async (t) => {
   // In a child process, since it exits.
   const script = `
-    import { loadConfigOrExit, loadApiConfig } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+    import { loadConfigOrExit } from ${JSON.stringify(new URL('../src/lifecycle.ts', import.meta.url).href)};
+    import { loadApiConfig } from ${JSON.stringify(new URL('../src/config.ts', import.meta.url).href)};
     loadConfigOrExit(() => loadApiConfig({ REDIS_HOST: 'r', DB_HOST: 'p', DB_NAME: 'n', DB_USER: 'u' }), 'api');
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });

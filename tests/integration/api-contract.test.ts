@@ -4,6 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { gzipSync } from 'node:zlib';
+import pg from 'pg';
 import t from 'tap';
 import {
   http,
@@ -14,7 +16,6 @@ import {
   UUID,
   UUID_V7,
   waitForEntryStatus,
-  type Accepted,
   type EntryPage,
   type EntryView,
   type ErrorBody,
@@ -84,6 +85,20 @@ t.test('POST /api/entries accepts an entry: 202 {id, status, acceptedBy}', async
   // Completed jobs do not stay in Redis.
   await t.resolveMatch(stack.redis.client.exists(`bull:entries:${result.body.id}`), 0, 'the completed job is removed from Redis');
   await t.resolveMatch(stack.redis.client.zcard('bull:entries:completed'), 0, 'no completed set kept');
+});
+
+t.test('GET /api/entries/:id says "processing" while the worker writes the entry', async (t) => {
+  // A table lock holds the worker's INSERT, so the job stays active long enough to be seen.
+  const blocker = new pg.Client({ host: '127.0.0.1', port: stack.pg.port, user: 'inflow', database: 'inflow' });
+  await blocker.connect();
+  t.teardown(() => blocker.end().catch(() => undefined));
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE');
+  const accepted = await postEntry(base, { author: 'slow', message: 'held by a lock' });
+  const processing = await waitForEntryStatus(base, accepted.body.id, 'processing');
+  t.match(processing, { status: 'processing', id: accepted.body.id, author: 'slow', acceptedBy: 'api-1', persistedBy: null, persistedAt: null });
+  await blocker.query('COMMIT');
+  t.match(await waitForEntryStatus(base, accepted.body.id, 'persisted'), { persistedBy: 'worker-1' });
 });
 
 t.test('POST body limits: 16 KiB', async (t) => {
@@ -203,10 +218,42 @@ t.test('Idempotency-Key', async (t) => {
   t.same(rows.map((row) => row.id).sort(), [first.body.id, longest.body.id].sort(), 'one row per key');
 });
 
+t.test('unusual requests: client errors, never a 500', async (t) => {
+  const body = JSON.stringify({ author: 'zip', message: 'compressed' });
+  const post = async (headers: Record<string, string | number>, payload: Buffer | string) => {
+    const result = await rawRequest(`${base}/api/entries`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers },
+      body: payload,
+    });
+    t.equal(result.headers['x-instance-id'], 'api-1');
+    return { ...result, body: JSON.parse(result.text) as unknown };
+  };
+  t.equal((await post({ 'content-encoding': 'gzip' }, gzipSync(body))).status, 202, 'a gzipped body is read');
+  for (const encoding of ['gzip', 'deflate', 'br']) {
+    const result = await post({ 'content-encoding': encoding }, 'not compressed at all');
+    t.equal(result.status, 400, `${encoding} that does not decompress: 400 (${result.text})`);
+  }
+  // The limit applies to the decompressed body: a small zip of a large body is refused.
+  assertError(t, await post({ 'content-encoding': 'gzip' }, gzipSync(' '.repeat(1_000_000) + body)), 413, 'payload_too_large', 'body');
+  const unknownEncoding = await post({ 'content-encoding': 'compress' }, body);
+  t.equal(unknownEncoding.status, 415, `an unknown Content-Encoding: 415 (${unknownEncoding.text})`);
+  const deep = await post({}, '['.repeat(5_000) + ']'.repeat(5_000));
+  assertError(t, deep, 400, 'invalid_field', 'body');
+  // Headers over Node's limit never reach Express; the answer still has the one error shape.
+  const huge = await rawRequest(`${base}/healthz`, { headers: { 'x-padding': 'x'.repeat(20_000) } });
+  t.equal(huge.status, 431);
+  t.equal(huge.headers['x-instance-id'], 'api-1', 'X-Instance-Id even on a 431');
+  t.match(JSON.parse(huge.text) as unknown, { error: { code: String, message: String } });
+  const options = await http(`${base}/api/entries`, { method: 'OPTIONS' });
+  assertError(t, options, 405, 'method_not_allowed');
+  t.equal(options.headers.get('allow'), 'GET, POST, HEAD');
+});
+
 t.test('GET /api/entries: newest first, paged', async (t) => {
   const ids: string[] = [];
   for (let i = 0; i < 7; i += 1) {
-    const result = await postEntry<Accepted>(base, { author: 'pager', message: `page entry ${i}` });
+    const result = await postEntry(base, { author: 'pager', message: `page entry ${i}` });
     ids.push(result.body.id);
   }
   for (const id of ids) await waitForEntryStatus(base, id, 'persisted');
@@ -278,7 +325,6 @@ t.test('GET /api/entries/:id', async (t) => {
 
 t.test('unknown routes 404, wrong methods 405 with Allow', async (t) => {
   for (const [method, path] of [
-    ['GET', '/'],
     ['GET', '/api'],
     ['GET', '/api/entriesx'],
     ['POST', '/api/other'],

@@ -40,8 +40,10 @@ t.test('an invalid payload fails at once and GET shows it failed, with the reaso
     const failed = await waitForEntryStatus(api.url, id, 'failed', 15_000);
     t.match(failed, { status: 'failed', id, failedReason: reason, persistedBy: null, persistedAt: null }, what);
     t.equal(failed.attemptsMade, 1, `${what}: no retry for an unrecoverable payload`);
+    if (what === 'not an entry at all') t.match(failed, { author: null, message: null, acceptedBy: null, createdAt: null }, 'fields it lacks are null');
+    else t.match(failed, { author: String, acceptedBy: 'test' }, 'the fields it has are shown');
     t.equal(await queue.getJobState(id), 'failed', `${what}: in the failed set`);
-    const log = await worker.waitForLog((line) => line['entryId'] === id && line.msg === 'entry failed for good');
+    const log = await worker.waitForLog((line) => line['entryId'] === id && line.msg?.startsWith('entry failed for good') === true);
     t.match(log, { level: 'error', final: true, instance: 'worker-1' });
   }
   t.equal(await stack.countRows(), 0, 'nothing was written');

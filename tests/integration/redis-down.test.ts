@@ -35,7 +35,7 @@ t.test('Redis down and back', async (t) => {
     t.match(result.body, { error: { code: 'queue_unavailable', message: String } });
     t.equal(result.headers.get('retry-after'), '1');
     t.equal(result.headers.get('x-instance-id'), 'api-1');
-    t.ok(ms < 4_000, `answered in ${ms} ms`);
+    t.ok(ms < 8_000, `answered in ${ms} ms, without waiting for Redis to come back`);
   }
   // A burst: every single answer is a 503.
   const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => postEntry(api.url, { author: 'down', message: `burst ${i}` })));

@@ -29,11 +29,18 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a compose subcommand in the repository; throws with its output when it fails. */
-export function runCompose(args: readonly string[], options: { check?: boolean; timeoutMs?: number } = {}): RunResult {
+/**
+ * Runs a compose subcommand in the repository; throws with its output when it fails. `env`
+ * replaces the environment compose sees (to test how it interpolates variables).
+ */
+export function runCompose(
+  args: readonly string[],
+  options: { check?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): RunResult {
   const [command, ...base] = compose();
   const result = spawnSync(command ?? 'docker-compose', [...base, '-p', PROJECT, ...args], {
     cwd: REPO_ROOT,
+    env: options.env ?? process.env,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     timeout: options.timeoutMs ?? 15 * 60_000,

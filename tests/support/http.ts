@@ -3,7 +3,7 @@
  * node:http (for what fetch will not send: no Content-Type, a body sent in pieces), and polling
  * for an entry's status.
  */
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { waitFor } from './wait.ts';
 
 export interface HttpResult<T = unknown> {
@@ -126,15 +126,17 @@ export function rawRequest(
 
 /**
  * Starts a POST whose body is sent in two parts: the headers and the first part now, the rest
- * when `finish()` is called. The request is "in flight" on the server in between.
+ * when `finish()` is called. The request is "in flight" on the server in between. Without an
+ * agent the request has a connection of its own (Connection: close); with a keep-alive agent it
+ * behaves like a proxy's upstream connection.
  */
-export function slowPost(url: string, body: string, headers: Record<string, string> = {}) {
+export function slowPost(url: string, body: string, headers: Record<string, string> = {}, agent?: Agent) {
   const bytes = Buffer.from(body, 'utf8');
   const half = Math.floor(bytes.length / 2);
   let finished = false;
   const req = httpRequest(url, {
     method: 'POST',
-    agent: false,
+    agent: agent ?? false,
     headers: { 'content-type': 'application/json', 'content-length': bytes.length, ...headers },
   });
   const response = new Promise<RawResult>((resolve, reject) => {

@@ -29,6 +29,16 @@ export interface AppProcess {
 export const API_MAIN = join(REPO_ROOT, 'apps/api/dist/main.js');
 export const WORKER_MAIN = join(REPO_ROOT, 'apps/worker/dist/main.js');
 
+/**
+ * The command that runs `main` on this Node without inheriting NODE_OPTIONS. Under tap, every
+ * spawned process gets tap's process-tracking loader through NODE_OPTIONS; the programs under
+ * test need none of it, and it costs start-up time on a small machine. `env` execs node, so the
+ * child's pid is node's and signals reach it directly.
+ */
+export function nodeCommand(main: string): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', process.execPath, main]];
+}
+
 /** Starts `main` with `env` (nothing inherited but PATH) and waits until /readyz answers 200. */
 export async function startProcess(
   t: Teardown,
@@ -37,7 +47,8 @@ export async function startProcess(
   options: { portVariable: 'PORT' | 'HEALTH_PORT'; waitReady?: boolean },
 ): Promise<AppProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [main], {
+  const [command, args] = nodeCommand(main);
+  const child = spawn(command, args, {
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'debug', ...env, [options.portVariable]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

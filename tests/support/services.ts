@@ -181,7 +181,8 @@ export async function startRedis(t: Teardown, options: { appendOnly?: boolean } 
         probe.on('error', () => undefined);
         try {
           await probe.connect();
-          return (await probe.ping()) === 'PONG';
+          await probe.ping();
+          return true;
         } catch {
           return false;
         } finally {

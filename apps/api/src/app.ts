@@ -1,4 +1,4 @@
-import { withTimeout, type DatabaseHandle, type Logger } from '@inflow/shared';
+import { withTimeout, type DatabaseHandle, type Logger, type Registry } from '@inflow/shared';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import { EntriesRepository } from './entries/entries.repository.ts';
@@ -10,8 +10,10 @@ import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
 import { errorHandler, unknownRoute } from './http/error-handler.ts';
+import { httpMetrics, metricsRoute, registerQueueGauges } from './http/metrics.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { statsRoutes } from './stats/stats.routes.ts';
 import { webRoutes } from './web/web.routes.ts';
 
 export interface AppDependencies {
@@ -22,6 +24,8 @@ export interface AppDependencies {
   redis: Redis;
   database: DatabaseHandle;
   liveness: Liveness;
+  /** Prometheus registry for GET /metrics. */
+  metrics: Registry;
   /** The live event stream (GET /api/events); without it the route answers 404. */
   events?: EntryEvents;
   /** The built page (dist/public); without it GET / answers 404. */
@@ -43,6 +47,8 @@ export function createApp(deps: AppDependencies): Express {
   });
   app.use(securityHeaders);
   app.use(requestLogger(deps.logger));
+  app.use(httpMetrics(deps.metrics));
+  registerQueueGauges(deps.metrics, deps.queue);
 
   const service = new EntriesService({
     repository: new EntriesRepository(deps.database.db),
@@ -56,15 +62,19 @@ export function createApp(deps: AppDependencies): Express {
       instance: deps.instance,
       liveness: deps.liveness,
       checks: [
-        { name: 'redis', check: async () => {
-          await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer');
+        {
+          name: 'redis',
+          check: async () => {
+            await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer');
+          },
         },
-      },
         { name: 'postgres', check: () => deps.database.ping() },
       ],
     }),
   );
   app.use(entriesRoutes(service));
+  app.use(statsRoutes(deps.queue));
+  app.use(metricsRoute(deps.metrics));
   if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.liveness));
   if (deps.publicDir !== undefined) app.use(webRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
   app.use(unknownRoute);

@@ -50,9 +50,12 @@ export class EntryQueue {
 
   /** What the queue knows of an entry, or undefined when it holds no job for it. */
   async findState(id: string): Promise<QueuedState | undefined> {
+    // The state first, then the job: read the other way round, a job fetched while active and
+    // found failed a moment later would be reported failed without its reason (and with the
+    // attempts of before). Once the state says failed, the job's hash already holds the reason.
+    const state = await this.#queue.getJobState(id);
     const job = await this.#queue.getJob(id);
     if (job === undefined) return undefined;
-    const state = await job.getState();
     // An invalid payload still has a state: the worker fails such a job at once, and that
     // failure is what a client asking about the id must see, not a 404.
     const parsed = entryJobSchema.safeParse(job.data);

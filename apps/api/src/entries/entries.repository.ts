@@ -26,6 +26,12 @@ export class EntriesRepository {
     return this.#db.selectFrom('entries').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** The rows of those ids that exist, in no particular order. */
+  async findByIds(ids: readonly string[]): Promise<EntryRow[]> {
+    if (ids.length === 0) return [];
+    return this.#db.selectFrom('entries').selectAll().where('id', 'in', ids).execute();
+  }
+
   async exists(id: string): Promise<boolean> {
     const row = await this.#db.selectFrom('entries').select('id').where('id', '=', id).executeTakeFirst();
     return row !== undefined;

@@ -18,11 +18,12 @@ export type EntryStatus =
   | {
       status: 'queued' | 'processing' | 'failed';
       id: string;
-      author: string;
-      message: string;
-      acceptedBy: string;
+      // null only for a job whose payload is not a valid entry (not added by this API).
+      author: string | null;
+      message: string | null;
+      acceptedBy: string | null;
       persistedBy: null;
-      createdAt: string;
+      createdAt: string | null;
       persistedAt: null;
       attemptsMade: number;
       failedReason?: string;
@@ -113,7 +114,7 @@ export class EntriesService {
     const { entry } = queued;
     return {
       status: queued.status,
-      id: entry.id,
+      id,
       author: entry.author,
       message: entry.message,
       acceptedBy: entry.acceptedBy,

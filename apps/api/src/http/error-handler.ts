@@ -31,6 +31,17 @@ function fromBodyParser(error: BodyParserError): HttpError | undefined {
 }
 
 /**
+ * A body that does not decompress as its Content-Encoding says (body-parser inflates gzip,
+ * deflate and br): body-parser passes zlib's error on as an exposed 400 (http-errors) without
+ * a `type`, so it is not one of the typed errors above.
+ */
+function isUndecodableBody(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { status, expose } = error as { status?: unknown; expose?: unknown };
+  return status === 400 && expose === true;
+}
+
+/**
  * The router fails to decode a percent-encoded path parameter (`/api/entries/%E0%A4%A`) with a
  * URIError carrying status 400: the client's mistake, not a server error.
  */
@@ -55,7 +66,9 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next
         ? fromBodyParser(error)
         : isBadPathEncoding(error)
           ? new HttpError(400, 'bad_request', 'the URL path is not valid percent-encoding', { field: 'path' })
-          : undefined;
+          : isUndecodableBody(error)
+            ? new HttpError(400, 'bad_request', 'the body does not match its Content-Encoding', { field: 'Content-Encoding' })
+            : undefined;
   const httpError = known ?? internalError();
 
   if (httpError.status >= 500) {

@@ -33,10 +33,13 @@ export function requestLogger(logger: Logger) {
     customErrorMessage: (req, res) => `${req.method ?? ''} ${pathOf(req.url)} ${res.statusCode}`,
     customAttributeKeys: { responseTime: 'durationMs' },
     serializers: {
-      req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
+      req: (req: { id: string; method: string; url: string; raw?: { ip?: unknown } }) => ({
         id: req.id,
         method: req.method,
         path: pathOf(req.url),
+        // Express's req.ip: the client as the trusted proxy (nginx, TRUST_PROXY_HOPS) saw it,
+        // never an address the client wrote into X-Forwarded-For itself.
+        clientIp: typeof req.raw?.ip === 'string' ? req.raw.ip : undefined,
       }),
       res: (res: { statusCode: number }) => ({ status: res.statusCode }),
     },

@@ -1,0 +1,121 @@
+import { ENTRIES_QUEUE, entryJobSchema, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
+import { QueueEvents, QueueKeys } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { EntriesRepository } from '../entries/entries.repository.ts';
+import { toEntry } from '../entries/entries.repository.ts';
+import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts';
+
+const keys = new QueueKeys();
+const EVENTS_KEY = keys.toKey(ENTRIES_QUEUE, 'events');
+
+/**
+ * Listens to the entries queue's events (a Redis stream every replica reads for itself, so an
+ * entry accepted by web2 shows on a page served by web1) and reports each as a status change.
+ *
+ * QueueEvents needs a connection of its own (it blocks in XREAD); it gets one made from the
+ * configuration, with unlimited retries so it resumes by itself after Redis restarts.
+ */
+export async function subscribeToQueueEvents(options: {
+  redis: RedisConfig;
+  /** The API's ordinary client, for one read of the stream's current end. */
+  producer: Redis;
+  logger: Logger;
+  onChange: (id: string, change: StatusChange) => void;
+}): Promise<Subscription> {
+  // QueueEvents starts at "$" by default, and events added before its first XREAD are lost
+  // (bullmq#2874). Starting from the id of the newest event now closes that gap.
+  let lastEventId = '$';
+  try {
+    const [newest] = await withTimeout(options.producer.xrevrange(EVENTS_KEY, '+', '-', 'COUNT', 1), 2_000, 'Redis did not answer');
+    lastEventId = newest?.[0] ?? '0-0';
+  } catch (error) {
+    options.logger.warn({ err: error }, 'could not read the end of the events stream; listening from now');
+  }
+
+  const queueEvents = new QueueEvents(ENTRIES_QUEUE, {
+    connection: { host: options.redis.host, port: options.redis.port, maxRetriesPerRequest: null, connectTimeout: 2_000 },
+    lastEventId,
+  });
+  queueEvents.on('error', (error) => {
+    options.logger.warn({ err: error }, 'queue events error');
+  });
+
+  const queued = ({ jobId }: { jobId: string }) => {
+    options.onChange(jobId, { status: 'queued' });
+  };
+  // "delayed" is a retry waiting for its backoff; "stalled" a job whose worker died, back in
+  // the queue. Both are queued again as far as a person is concerned.
+  queueEvents.on('added', queued);
+  queueEvents.on('waiting', queued);
+  queueEvents.on('delayed', queued);
+  queueEvents.on('stalled', queued);
+  queueEvents.on('active', ({ jobId }) => {
+    options.onChange(jobId, { status: 'processing' });
+  });
+  queueEvents.on('completed', ({ jobId }) => {
+    options.onChange(jobId, { status: 'persisted' });
+  });
+  // Emitted only once a job has no attempts left (a retry is "delayed" instead).
+  queueEvents.on('failed', ({ jobId, failedReason }) => {
+    options.onChange(jobId, { status: 'failed', failedReason });
+  });
+
+  return {
+    async close() {
+      await withTimeout(queueEvents.close(), 2_000, 'queue events did not close');
+    },
+  };
+}
+
+/**
+ * Fills in one flush of changes: persisted entries from PostgreSQL (one query, with the worker
+ * that wrote them), the others from their jobs' data in Redis (one pipeline). Reads that fail
+ * leave the statuses alone; the page reconciles.
+ */
+export function describeChanges(deps: { repository: EntriesRepository; producer: Redis; logger: Logger }) {
+  return async (changes: ReadonlyMap<string, StatusChange>): Promise<EntryUpdate[]> => {
+    const persisted: string[] = [];
+    const pending: string[] = [];
+    for (const [id, change] of changes) (change.status === 'persisted' ? persisted : pending).push(id);
+
+    const [rows, jobs] = await Promise.all([
+      persisted.length === 0
+        ? []
+        : deps.repository.findByIds(persisted).catch((error: unknown) => {
+            deps.logger.warn({ err: error }, 'could not read persisted entries for the event stream');
+            return [];
+          }),
+      pending.length === 0 ? [] : readJobData(deps.producer, pending).catch((error: unknown) => {
+        deps.logger.warn({ err: error }, 'could not read job data for the event stream');
+        return [];
+      }),
+    ]);
+
+    const known = new Map<string, Omit<EntryUpdate, 'status'>>();
+    for (const row of rows) known.set(row.id, toEntry(row));
+    pending.forEach((id, index) => {
+      const data = jobs[index];
+      if (data === undefined || data === null) return;
+      const parsed = entryJobSchema.safeParse(safeJson(data));
+      if (!parsed.success) return;
+      const { author, message, acceptedBy, acceptedAt } = parsed.data;
+      known.set(id, { id, author, message, acceptedBy, createdAt: acceptedAt, persistedBy: null, persistedAt: null });
+    });
+    return [...changes].map(([id, change]) => ({ ...known.get(id), id, ...change }));
+  };
+}
+
+async function readJobData(redis: Redis, ids: readonly string[]): Promise<(string | null)[]> {
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.hget(keys.toKey(ENTRIES_QUEUE, id), 'data');
+  const results = (await withTimeout(pipeline.exec(), 2_000, 'Redis did not answer')) ?? [];
+  return results.map(([error, value]) => (error === null && typeof value === 'string' ? value : null));
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,36 @@
+import type { Duplex } from 'node:stream';
+
+// What Node's own handler answers (lib/_http_server.js), with a body in the API's error shape:
+// Node's default is an empty 400, which nginx passes on as it is.
+const STATUS: Readonly<Record<string, [number, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'the request headers are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'the chunk extensions are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request took too long to arrive'],
+};
+
+/**
+ * The http.Server 'clientError' listener: a request Node's parser refuses (a method it does not
+ * know, a malformed header line, …) never reaches Express, so it is answered here, on the raw
+ * socket, in the one error shape. https://nodejs.org/api/http.html#event-clienterror
+ */
+export function clientErrorHandler(instanceId: string) {
+  return (error: Error & { code?: string }, socket: Duplex): void => {
+    // Nothing to answer: the peer is gone, or a response is already under way.
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || pending?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, message] = STATUS[error.code ?? ''] ?? [400, 'Bad Request', 'the request could not be parsed as HTTP'];
+    const body = JSON.stringify({ error: { code: 'bad_request', message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\n` +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Instance-Id: ${instanceId}\r\n` +
+        'X-Content-Type-Options: nosniff\r\n' +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  };
+}

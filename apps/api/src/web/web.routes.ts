@@ -1,0 +1,46 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import express, { Router } from 'express';
+import { notFound } from '../http/errors.ts';
+import { allowOnly } from '../http/method-guard.ts';
+
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+
+/**
+ * The page (apps/api/web, built into dist/public). index.html names the instance that served it
+ * (a meta tag filled in here, so the page needs no inline script); the other files are static.
+ * Everything is revalidated on each load (ETag → 304): the file names carry no content hash, and
+ * a new image must not be paired with an old script.
+ */
+export function webRoutes(deps: { publicDir: string; instanceId: string }): Router {
+  const router = Router();
+  const indexFile = join(deps.publicDir, 'index.html');
+  const html = existsSync(indexFile)
+    ? readFileSync(indexFile, 'utf8').replaceAll('%INSTANCE_ID%', escapeHtml(deps.instanceId))
+    : undefined;
+
+  for (const path of ['/', '/index.html']) {
+    router
+      .route(path)
+      .get((_req, res) => {
+        if (html === undefined) throw notFound('the page was not built (npm run build)');
+        // res.send sets an ETag from the content and answers 304 to a matching If-None-Match.
+        res.set('Cache-Control', 'no-cache').type('html').send(html);
+      })
+      .all(allowOnly('GET'));
+  }
+
+  router.use(
+    express.static(deps.publicDir, {
+      index: false,
+      redirect: false,
+      dotfiles: 'ignore',
+      cacheControl: false,
+      setHeaders: (res) => {
+        res.setHeader('Cache-Control', 'no-cache');
+      },
+    }),
+  );
+  return router;
+}

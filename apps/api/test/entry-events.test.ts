@@ -1,0 +1,178 @@
+/**
+ * EntryEvents (the SSE hub behind GET /api/events) on a real HTTP server, with a fake queue
+ * subscription: coalescing, the per-message cap, no work without clients, the heartbeat, and
+ * ending every stream at shutdown.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '@inflow/shared';
+import t from 'tap';
+import { EntryEvents, type EntryUpdate, type StatusChange } from '../src/events/entry-events.ts';
+
+const logger = createLogger({ service: 'test', instanceId: 'test', level: 'silent' });
+
+interface Harness {
+  events: EntryEvents;
+  server: Server;
+  url: string;
+  emit: (id: string, change: StatusChange) => void;
+  subscribed: () => number;
+  described: ReadonlyMap<string, StatusChange>[];
+}
+
+async function harness(t: { teardown: (fn: () => unknown) => void }, options: { maxPerFlush?: number; heartbeatMs?: number } = {}): Promise<Harness> {
+  let onChange: ((id: string, change: StatusChange) => void) | undefined;
+  let subscriptions = 0;
+  const described: ReadonlyMap<string, StatusChange>[] = [];
+  const events = new EntryEvents({
+    instanceId: 'api-test',
+    logger,
+    subscribe: (listener) => {
+      subscriptions += 1;
+      onChange = listener;
+      return Promise.resolve({ close: () => Promise.resolve() });
+    },
+    describe: (changes) => {
+      described.push(new Map(changes));
+      return Promise.resolve([...changes].map(([id, change]): EntryUpdate => ({ id, author: `author of ${id}`, ...change })));
+    },
+    flushIntervalMs: 50,
+    maxPerFlush: options.maxPerFlush ?? 100,
+    heartbeatMs: options.heartbeatMs ?? 60_000,
+  });
+  const server = createServer((req, res) => {
+    void events.connect(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(async () => {
+    await events.close();
+    server.closeAllConnections();
+    server.close();
+  });
+  return {
+    events,
+    server,
+    url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}/api/events`,
+    emit: (id, change) => {
+      onChange?.(id, change);
+    },
+    subscribed: () => subscriptions,
+    described,
+  };
+}
+
+/** Reads the raw stream text until it ends. */
+async function read(url: string) {
+  const controller = new AbortController();
+  const response = await fetch(url, { signal: controller.signal });
+  let text = '';
+  const ended = (async () => {
+    if (response.body === null) return;
+    try {
+      for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) text += chunk;
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    response,
+    text: () => text,
+    ended,
+    close: () => {
+      controller.abort();
+    },
+    messages: () =>
+      text
+        .split('\n\n')
+        .filter((block) => block.includes('data: '))
+        .map((block) => ({
+          event: /^event: (.*)$/m.exec(block)?.[1],
+          data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as { entries?: EntryUpdate[]; dropped?: number },
+        })),
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+t.test('coalesces changes per entry and flushes them together', async (t) => {
+  const h = await harness(t);
+  t.equal(h.subscribed(), 0, 'no subscription before the first client');
+  const client = await read(h.url);
+  t.teardown(client.close);
+  t.equal(client.response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  await sleep(20);
+  t.equal(h.subscribed(), 1, 'subscribed with the first client');
+  t.match(client.text(), /^retry: \d+\nevent: hello\ndata: \{"instanceId":"api-test"\}\n\n/);
+
+  h.emit('a', { status: 'queued' });
+  h.emit('a', { status: 'processing' });
+  h.emit('b', { status: 'queued' });
+  h.emit('a', { status: 'persisted' });
+  h.emit('a', { status: 'queued' }); // late and out of order: persisted stays
+  await sleep(150);
+  const entries = client.messages().filter((m) => m.event === 'entries');
+  t.equal(entries.length, 1, 'one message for the whole interval');
+  t.same(entries[0]?.data, {
+    entries: [
+      { id: 'a', author: 'author of a', status: 'persisted' },
+      { id: 'b', author: 'author of b', status: 'queued' },
+    ],
+    dropped: 0,
+  });
+
+  const second = await read(h.url);
+  t.teardown(second.close);
+  await sleep(20);
+  t.equal(h.subscribed(), 1, 'one subscription per process, whatever the clients');
+  t.equal(h.events.clients, 2);
+});
+
+t.test('caps a message and counts what did not fit', async (t) => {
+  const h = await harness(t, { maxPerFlush: 10 });
+  const client = await read(h.url);
+  t.teardown(client.close);
+  await sleep(20);
+  for (let i = 0; i < 25; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
+  h.emit('id-3', { status: 'processing' }); // already pending: updated, not dropped
+  await sleep(150);
+  const [message] = client.messages().filter((m) => m.event === 'entries');
+  t.equal(message?.data.entries?.length, 10, 'ten entries');
+  t.equal(message?.data.dropped, 15, 'fifteen dropped');
+  t.equal(message?.data.entries?.find((entry) => entry.id === 'id-3')?.status, 'processing');
+});
+
+t.test('does nothing per event while no client listens', async (t) => {
+  const h = await harness(t);
+  const client = await read(h.url);
+  await sleep(20);
+  client.close();
+  await client.ended;
+  await sleep(20);
+  t.equal(h.events.clients, 0, 'the client is gone');
+  for (let i = 0; i < 1000; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
+  await sleep(150);
+  t.equal(h.described.length, 0, 'no batch was read');
+});
+
+t.test('sends a heartbeat comment', async (t) => {
+  const h = await harness(t, { heartbeatMs: 40 });
+  const client = await read(h.url);
+  t.teardown(client.close);
+  await sleep(150);
+  t.match(client.text(), /\n: heartbeat\n\n/);
+});
+
+t.test('endStreams ends every stream and refuses new ones', async (t) => {
+  const h = await harness(t);
+  const clients = await Promise.all([read(h.url), read(h.url)]);
+  await sleep(20);
+  t.equal(h.events.clients, 2);
+  t.equal(h.events.accepting, true);
+  h.events.endStreams();
+  await Promise.all(clients.map((client) => client.ended));
+  t.pass('both streams ended');
+  t.equal(h.events.clients, 0);
+  t.equal(h.events.accepting, false, 'no new streams while shutting down');
+});

@@ -1,0 +1,361 @@
+/**
+ * The six fault scenarios. Each runs a bounded load through nginx, injects its fault, waits for
+ * the queue to drain and reconciles every answer with the rows (verify.ts).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BASE_URL, runCompose, waitFor, waitHealthy } from '../support/index.ts';
+import {
+  composeStart,
+  composeStop,
+  containerInfo,
+  countRows,
+  crashProcess,
+  dockerKill,
+  dockerStart,
+  forgetContainers,
+  queueCounts,
+  sample,
+  waitDrained,
+  waitHealthyService,
+  waitInRotation,
+} from './harness.ts';
+import { Load, type Attempt, type LoadOptions } from './load.ts';
+import { reconcile, type ScenarioResult } from './verify.ts';
+
+export interface Context {
+  /** Unique per run, so that the authors (and so the rows) of a run are its own. */
+  runId: string;
+  /** Every load run so far, with its author: the last scenario checks them all again. */
+  loads: { author: string; load: Load }[];
+}
+
+export interface Scenario {
+  id: string;
+  name: string;
+  load: string;
+  injected: string;
+  run(context: Context): Promise<ScenarioResult>;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+function newLoad(context: Context, id: string, options: Partial<LoadOptions>): { load: Load; author: string } {
+  const author = `chaos-${context.runId}-s${id}`;
+  const load = new Load({ baseUrl: BASE_URL, author, getWorkers: 6, postWorkers: 6, paceMs: 15, retryForMs: 45_000, ...options });
+  context.loads.push({ author, load });
+  return { load, author };
+}
+
+/** Sleeps until the load's clock reads `ms`. */
+async function until(load: Load, ms: number): Promise<void> {
+  const wait = ms - load.now();
+  if (wait > 0) await sleep(wait);
+}
+
+const accepted = (load: Load): number => load.submissions.filter((submission) => submission.accepted).length;
+
+const isStatus =
+  (...statuses: number[]) =>
+  (attempt: Attempt): boolean =>
+    typeof attempt.outcome === 'number' && statuses.includes(attempt.outcome);
+
+async function readyz(): Promise<{ status: number; text: string }> {
+  try {
+    const response = await fetch(`${BASE_URL}/readyz`, { signal: AbortSignal.timeout(10_000) });
+    return { status: response.status, text: await response.text() };
+  } catch (error) {
+    return { status: 0, text: String(error) };
+  }
+}
+
+const killReplica: Scenario = {
+  id: '1',
+  name: 'SIGKILL a web replica',
+  load: '20 s: 6 GET + 6 POST workers',
+  injected: 'docker kill -s KILL web2 at 3 s (docker start at 7 s); web3 process SIGKILLed from the host at 11 s',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, {});
+    load.start();
+
+    await until(load, 3_000);
+    const web2Before = await containerInfo('web2');
+    await dockerKill('web2');
+    notes.push(`${seconds(load.now())}: docker kill -s KILL web2`);
+    await until(load, 7_000);
+    const web2After = await containerInfo('web2');
+    if (web2After.status === 'running' || web2After.restartCount > web2Before.restartCount) {
+      notes.push('web2 was restarted by Docker after docker kill');
+    } else {
+      notes.push(
+        `web2 after docker kill: ${web2After.status}, exit ${web2After.exitCode}, restart count ${web2After.restartCount} (unchanged): ` +
+          'Docker counts a kill through its API as a manual stop and does not apply the restart policy; started again with docker start',
+      );
+    }
+    await dockerStart('web2');
+    notes.push(`web2 healthy ${seconds(await waitHealthyService('web2'))} after docker start`);
+
+    await until(load, 11_000);
+    const web3Before = await containerInfo('web3');
+    const pid = await crashProcess('web3');
+    const crashedAt = Date.now();
+    notes.push(`${seconds(load.now())}: SIGKILL to web3's node process (host pid ${pid})`);
+    try {
+      await waitFor(
+        async () => {
+          const state = await containerInfo('web3');
+          return state.restartCount > web3Before.restartCount && state.status === 'running';
+        },
+        { timeoutMs: 30_000, what: 'Docker to restart web3', intervalMs: 200 },
+      );
+      notes.push(`web3 restarted by its restart policy (unless-stopped) ${seconds(Date.now() - crashedAt)} after the kill`);
+    } catch {
+      problems.push('web3 was not restarted by Docker after its process was killed');
+    }
+
+    await until(load, 20_000);
+    await load.stop();
+    for (const replica of ['web2', 'web3']) {
+      notes.push(`${replica} back in nginx's rotation (${seconds(await waitInRotation(replica))} after the load)`);
+    }
+    await waitDrained(author, accepted(load));
+    const result = await reconcile(this, load, author, { postError: isStatus(502, 503), inFlightAllowed: true }, startedAt);
+    if (result.failedGets > 0) problems.push(`${result.failedGets} GETs failed`);
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+const rollingRestart: Scenario = {
+  id: '2',
+  name: 'Rolling restart web1, web2, web3',
+  load: '6 GET + 6 POST workers, throughout',
+  injected: 'compose stop (SIGTERM) then start of each replica, one at a time, each back in rotation before the next',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, {});
+    load.start();
+    await until(load, 3_000);
+    for (const replica of ['web1', 'web2', 'web3']) {
+      const stopAt = Date.now();
+      await composeStop(replica);
+      const stopped = await containerInfo(replica);
+      notes.push(`${replica}: stopped in ${seconds(Date.now() - stopAt)}, exit code ${stopped.exitCode}`);
+      if (stopped.exitCode !== 0) problems.push(`${replica} exited ${stopped.exitCode} on SIGTERM (not a clean drain)`);
+      await composeStart(replica);
+      const healthyMs = await waitHealthyService(replica);
+      notes.push(`${replica}: healthy ${seconds(healthyMs)} after start, in rotation ${seconds(await waitInRotation(replica))} later`);
+    }
+    await sleep(3_000);
+    await load.stop();
+    await waitDrained(author, accepted(load));
+    const result = await reconcile(this, load, author, {}, startedAt);
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+const workerStopped: Scenario = {
+  id: '3',
+  name: 'Worker stopped for 30 s',
+  load: '40 s: 2 GET + 8 POST workers',
+  injected: 'compose stop worker at 3 s, start at 33 s',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, { getWorkers: 2, postWorkers: 8 });
+    load.start();
+    await until(load, 3_000);
+    await composeStop('worker');
+    notes.push(`${seconds(load.now())}: worker stopped`);
+    const backlog = sample(queueCounts, 1_000);
+    await until(load, 33_000);
+    await backlog.stop();
+    await composeStart('worker');
+    const restartedAt = Date.now();
+    notes.push(`${seconds(load.now())}: worker started`);
+    await until(load, 40_000);
+    await load.stop();
+
+    const waiting = backlog.samples.map((counts) => counts?.waiting ?? 0);
+    const peak = Math.max(0, ...waiting);
+    notes.push(`GET /api/stats while the worker was down: waiting rose to ${peak} (${waiting.filter((n) => n > 0).length} of ${waiting.length} samples > 0)`);
+    if (peak === 0) problems.push('the backlog was not visible in /api/stats');
+    const drained = await waitDrained(author, accepted(load));
+    notes.push(`backlog drained ${seconds(Date.now() - restartedAt)} after the worker started; queue then ${JSON.stringify(drained)}`);
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(this, load, author, {}, startedAt);
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+const redisRestart: Scenario = {
+  id: '4',
+  name: 'Redis restarted with a backlog',
+  load: '2 GET + 6 POST workers; worker stopped, so every 202 waits in Redis',
+  injected: 'redis-server SIGKILLed from the host (Docker restarts it), then compose stop redis for 5 s and start',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    await composeStop('worker');
+    const { load, author } = newLoad(context, this.id, { getWorkers: 2, postWorkers: 6, getPaths: ['/api/entries?limit=20', '/api/instance', '/api/stats'] });
+    load.start();
+    await until(load, 6_000);
+    const before = await queueCounts();
+    notes.push(`${seconds(load.now())}: backlog ${before?.waiting ?? '?'} waiting`);
+
+    // A crash: AOF with fsync always must have every job Redis acknowledged.
+    const redisBefore = await containerInfo('redis');
+    await crashProcess('redis');
+    const crashedAt = load.now();
+    notes.push(`${seconds(crashedAt)}: SIGKILL to redis-server`);
+    await waitFor(
+      async () => {
+        const state = await containerInfo('redis');
+        return state.restartCount > redisBefore.restartCount && state.status === 'running';
+      },
+      { timeoutMs: 30_000, what: 'Docker to restart redis', intervalMs: 200 },
+    );
+    await waitFor(() => queueCounts(), { timeoutMs: 60_000, what: 'the API to reach Redis again', intervalMs: 200 });
+    notes.push(`redis restarted by its policy; the API answered /api/stats again ${seconds(load.now() - crashedAt)} after the kill`);
+
+    // A planned outage long enough to see: POSTs must get 503, never 202.
+    await until(load, load.now() + 4_000);
+    await composeStop('redis');
+    const downFrom = load.now();
+    await sleep(5_000);
+    const downUntil = load.now();
+    await composeStart('redis');
+    await waitFor(() => queueCounts(), { timeoutMs: 60_000, what: 'the API to reach Redis again', intervalMs: 200 });
+    notes.push(`${seconds(downFrom)}–${seconds(downUntil)}: redis stopped; the API answered /api/stats again ${seconds(load.now() - downUntil)} after the start`);
+    await sleep(3_000);
+    await load.stop();
+
+    const whileDown = load.attempts.filter((attempt) => attempt.method === 'POST' && attempt.sentAt >= downFrom && attempt.answeredAt <= downUntil);
+    const acceptedWhileDown = whileDown.filter((attempt) => attempt.outcome === 202).length;
+    const refused = whileDown.filter((attempt) => attempt.outcome === 503).length;
+    notes.push(`POSTs sent and answered while Redis was stopped: ${whileDown.length}, of which 503: ${refused}, 202: ${acceptedWhileDown}`);
+    if (acceptedWhileDown > 0) problems.push(`${acceptedWhileDown} POSTs got 202 while Redis was down`);
+    if (refused === 0) problems.push('no POST was refused while Redis was down: the outage was not observed');
+
+    // Nothing consumed yet: every accepted entry must still be waiting.
+    const backlog = await waitFor(() => queueCounts(), { timeoutMs: 30_000, what: '/api/stats', intervalMs: 500 });
+    notes.push(`after both restarts, before the worker starts: ${backlog.waiting} waiting for ${accepted(load)} accepted`);
+    if (backlog.waiting < accepted(load)) problems.push(`only ${backlog.waiting} jobs left for ${accepted(load)} accepted entries`);
+    await composeStart('worker');
+    const drained = await waitDrained(author, accepted(load));
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(
+      this,
+      load,
+      author,
+      {
+        postError: isStatus(503),
+        // What needs the queue says it is unavailable while Redis is down.
+        getError: isStatus(503),
+        // A job Redis wrote to its AOF just before the kill, whose answer the API never got.
+        inFlightAllowed: true,
+      },
+      startedAt,
+    );
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+const postgresRestart: Scenario = {
+  id: '5',
+  name: 'PostgreSQL restarted under load',
+  load: '25 s: 4 GET + 6 POST workers',
+  injected: 'compose stop postgres at 4 s, start at 12 s',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, { getWorkers: 4, postWorkers: 6 });
+    load.start();
+    const readiness = sample(readyz, 500);
+    await until(load, 4_000);
+    await composeStop('postgres');
+    const downFrom = load.now();
+    await until(load, 12_000);
+    await composeStart('postgres');
+    const downUntil = load.now();
+    await waitFor(async () => (await readyz()).status === 200, { timeoutMs: 60_000, what: '/readyz to answer 200 again', intervalMs: 250 });
+    const readyAt = load.now();
+    notes.push(`${seconds(downFrom)}–${seconds(downUntil)}: postgres stopped; /readyz 200 again ${seconds(readyAt - downUntil)} after the start`);
+    await until(load, Math.max(25_000, readyAt + 5_000));
+    await load.stop();
+    await readiness.stop();
+
+    const degraded = readiness.samples.filter((probe) => probe.status === 503 && /postgres/.test(probe.text));
+    const example = degraded[0]?.text ?? '';
+    notes.push(`/readyz samples: ${readiness.samples.length}, 503 naming postgres: ${degraded.length}${example === '' ? '' : ` (${example.slice(0, 160)})`}`);
+    if (degraded.length === 0) problems.push('/readyz never showed postgres as unavailable');
+    if (readiness.samples.at(-1)?.status !== 200) problems.push('/readyz was not 200 at the end');
+
+    const drained = await waitDrained(author, accepted(load));
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(
+      this,
+      load,
+      author,
+      {
+        // Reads need PostgreSQL: 503 database_unavailable while it is down.
+        getError: (attempt) => isStatus(503)(attempt) && attempt.sentAt >= downFrom - 1_000 && attempt.sentAt <= readyAt + 1_000,
+      },
+      startedAt,
+    );
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+const wholeStack: Scenario = {
+  id: '6',
+  name: 'Whole stack down (volumes kept) mid-backlog',
+  load: '1,500 POSTs (12 at a time) with the worker stopped',
+  injected: 'worker started, then docker-compose down as soon as it has persisted some; docker-compose up -d',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    await composeStop('worker');
+    const { load, author } = newLoad(context, this.id, { getWorkers: 0, postWorkers: 0 });
+    await load.burst(1_500, 12);
+    const earlier = context.loads.filter((entry) => entry.load !== load);
+    const rowsBefore = await countRows();
+    await composeStart('worker');
+    await waitFor(async () => (await countRows(author)) > 0, { timeoutMs: 60_000, what: 'the worker to persist something', intervalMs: 100 });
+    const persistedAtDown = await countRows(author);
+    const queued = await queueCounts();
+    notes.push(`down with ${persistedAtDown} of ${accepted(load)} persisted, queue ${JSON.stringify(queued)}`);
+    runCompose(['down']);
+    forgetContainers();
+    runCompose(['up', '-d']);
+    await waitHealthy();
+    notes.push(`stack down and up again in ${seconds(Date.now() - startedAt)} since the scenario began`);
+
+    const drained = await waitDrained(author, accepted(load));
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const rowsAfter = await countRows();
+    notes.push(`rows: ${rowsBefore} before the burst, ${rowsAfter} after (${rowsAfter - rowsBefore} new for ${accepted(load)} accepted)`);
+    if (rowsAfter - rowsBefore !== accepted(load)) problems.push(`expected ${accepted(load)} new rows, found ${rowsAfter - rowsBefore}`);
+
+    // Everything the earlier scenarios were promised is still there after down and up.
+    let earlierAccepted = 0;
+    for (const entry of earlier) {
+      const check = await reconcile({ id: '', name: '', load: '', injected: '' }, entry.load, entry.author, { inFlightAllowed: true, getError: () => true, postError: () => true }, Date.now());
+      earlierAccepted += check.accepted;
+      if (check.lost > 0 || check.duplicated > 0) problems.push(`${entry.author}: ${check.lost} lost, ${check.duplicated} duplicated after down/up`);
+    }
+    if (earlier.length > 0) notes.push(`all ${earlierAccepted} entries accepted by the earlier scenarios are still persisted, once each`);
+
+    const result = await reconcile(this, load, author, {}, startedAt);
+    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [killReplica, rollingRestart, workerStopped, redisRestart, postgresRestart, wholeStack];

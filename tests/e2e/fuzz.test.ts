@@ -1,0 +1,403 @@
+/**
+ * Bad input, property-based (fast-check), through nginx against the compose stack: random and
+ * hostile bodies, content types and encodings, sizes up to and past 16 KiB, unicode edge cases
+ * (NUL, lone surrogates, RTL, emoji, very long lines), SQL- and HTML-looking text, malformed ids
+ * and cursors, odd methods and headers. Every answer: a valid entry gets 202, anything else a 4xx
+ * in the one error shape {"error":{"code","message"}}, never a 5xx; afterwards exactly the
+ * accepted entries are in PostgreSQL, each with the text the API promised.
+ *
+ * Each request goes over a connection of its own (no keep-alive), as many independent clients
+ * would: nginx's rate limit is per connection (nginx.conf) and this is not a test of it.
+ * FUZZ_RUNS scales the number of runs of every property (default 1). INFLOW_URL set: runs
+ * against that stack as it is (no compose up/down; the row count then assumes no other writer).
+ */
+import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import t from 'tap';
+import { BASE_URL, down, runCompose, up, waitFor } from '../support/index.ts';
+
+const OWN_STACK = process.env['INFLOW_URL'] === undefined;
+const SCALE = Number(process.env['FUZZ_RUNS'] ?? '1');
+const runs = (n: number): number => Math.max(1, Math.round(n * SCALE));
+const BODY_LIMIT = 16 * 1024;
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** One request over its own connection; any method, exactly these headers. */
+function send(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const req = httpRequest(
+      `${BASE_URL}${path}`,
+      {
+        method,
+        agent: false,
+        headers: payload === undefined ? headers : { 'content-length': String(payload.length), ...headers },
+        timeout: 20_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 20 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const describe = (method: string, path: string, answer: Answer): string =>
+  `${method} ${path.slice(0, 120)} → ${answer.status} ${answer.text.slice(0, 200)}`;
+
+/** Never a 5xx; an error answer (with a body) is JSON in the error shape. */
+function wellFormed(method: string, path: string, answer: Answer): void {
+  if (answer.status >= 500 || answer.status < 100) throw new Error(`server error: ${describe(method, path, answer)}`);
+  if (answer.status < 400 || method === 'HEAD') return;
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.text);
+  } catch {
+    throw new Error(`error answer is not JSON: ${describe(method, path, answer)}`);
+  }
+  const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
+  if (typeof error?.code !== 'string' || typeof error.message !== 'string') {
+    throw new Error(`error answer not in the error shape: ${describe(method, path, answer)}`);
+  }
+  if (!String(answer.headers['content-type']).startsWith('application/json')) {
+    throw new Error(`error answer is not application/json: ${describe(method, path, answer)}`);
+  }
+}
+
+function expectStatus(expected: readonly number[], method: string, path: string, answer: Answer): void {
+  wellFormed(method, path, answer);
+  if (!expected.includes(answer.status)) throw new Error(`expected ${expected.join(' or ')}: ${describe(method, path, answer)}`);
+}
+
+// --- The entry rules, as the README states them (the oracle) ----------------------------------
+
+/* eslint-disable no-control-regex -- control characters are what these rules are about */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
+/* eslint-enable no-control-regex */
+
+/** The stored form of a field, or undefined when the API must refuse it. */
+function validText(value: unknown, max: number, forbidden: RegExp): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.replace(/\r\n?/g, '\n').trim();
+  if (!text.isWellFormed()) return undefined;
+  const length = Array.from(text).length;
+  if (length < 1 || length > max || forbidden.test(text)) return undefined;
+  return text;
+}
+
+function expectedEntry(value: unknown): { author: string; message: string } | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  if (keys.length !== 2 || !keys.includes('author') || !keys.includes('message')) return undefined;
+  const { author, message } = value as { author: unknown; message: unknown };
+  const a = validText(author, 80, CONTROL);
+  const m = validText(message, 2000, CONTROL_BUT_NEWLINE);
+  return a === undefined || m === undefined ? undefined : { author: a, message: m };
+}
+
+// --- Generators ---------------------------------------------------------------------------------
+
+const EDGE = [
+  '\u0000', // NUL
+  '\ud800', // lone high surrogate
+  '\udfff', // lone low surrogate
+  '\ud83d\ude00', // 😀
+  '\ud83d\udc69\u200d\ud83d\udcbb', // 👩‍💻 (ZWJ sequence)
+  '\u202e', // RIGHT-TO-LEFT OVERRIDE
+  '\u200f', // RIGHT-TO-LEFT MARK
+  'مرحبا',
+  'שלום',
+  'e\u0301', // combining accent
+  '\ufeff', // BOM
+  '\u00a0', // no-break space (trimmed)
+  '\u2028', // line separator (trimmed, allowed inside)
+  '\u0085', // NEL, a C1 control
+  '\u007f',
+  '\t',
+  '\r\n',
+  '\n',
+  ' ',
+  "'); DROP TABLE entries; --",
+  "' OR '1'='1",
+  '$$; SELECT pg_sleep(10); $$',
+  '<script>alert(1)</script>',
+  '<img src=x onerror=alert(1)>',
+  '"}],"x":{"',
+  '\\u0000',
+  '%00',
+  '${jndi:ldap://x}',
+  '{{7*7}}',
+];
+
+const edgeText = fc.array(
+  fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...EDGE) },
+    { weight: 3, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
+    { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 2100 }).map((n) => 'x'.repeat(n)) },
+  ),
+  { maxLength: 6 },
+).map((parts) => parts.join(''));
+
+const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code)), maxLength: 60 });
+
+const CONTENT_TYPES = [
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/json; charset=UTF-8',
+  'Application/JSON',
+  'application/json; charset=latin1',
+  'application/json; charset=utf-16',
+  'application/json;charset=',
+  'application/merge-patch+json',
+  'application/jsonx',
+  'text/json',
+  'text/plain',
+  'text/html',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/xml',
+  '*/*',
+  'application/*',
+  '',
+];
+
+/** The accepted entries by id (a replayed Idempotency-Key answers with an id already here). */
+const accepted = new Map<string, { author: string; message: string }>();
+let rowsBefore = 0;
+
+function countRows(): number {
+  const { stdout } = runCompose(['exec', '-T', 'postgres', 'psql', '-U', process.env['DB_USER'] ?? 'inflow', '-d', process.env['DB_NAME'] ?? 'inflow', '-At', '-c', 'SELECT count(*) FROM entries']);
+  return Number(stdout.trim());
+}
+
+t.before(async () => {
+  if (OWN_STACK) {
+    down();
+    await up();
+  }
+  rowsBefore = countRows();
+});
+t.teardown(() => {
+  if (OWN_STACK) down();
+});
+
+/** POSTs a JSON body; checks the answer against the oracle; keeps what was accepted. */
+async function postAndCheck(value: unknown, serialised: string, contentType = 'application/json'): Promise<void> {
+  const answer = await send('POST', '/api/entries', { 'content-type': contentType }, serialised);
+  const size = Buffer.byteLength(serialised, 'utf8');
+  const entry = expectedEntry(value);
+  if (size > BODY_LIMIT) {
+    expectStatus([413], 'POST', '/api/entries', answer);
+  } else if (entry === undefined) {
+    expectStatus([400], 'POST', '/api/entries', answer);
+  } else {
+    expectStatus([202], 'POST', '/api/entries', answer);
+    const { id } = JSON.parse(answer.text) as { id: string };
+    accepted.set(id, entry);
+  }
+}
+
+t.test('author and message: edge-case text is accepted exactly when the rules allow it', async () => {
+  await fc.assert(
+    fc.asyncProperty(edgeText, edgeText, async (author, message) => {
+      await postAndCheck({ author, message }, JSON.stringify({ author, message }));
+    }),
+    { numRuns: runs(200) },
+  );
+});
+
+t.test('valid entries with hostile-looking text are accepted and kept verbatim', async () => {
+  const safe = fc
+    .array(fc.constantFrom(...EDGE.filter((text) => expectedEntry({ author: `a${text}a`, message: 'm' }) !== undefined), 'plain', 'ünïcödé'), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .map((parts) => `a ${parts.join(' ')} z`);
+  await fc.assert(
+    fc.asyncProperty(safe, safe, async (author, message) => {
+      await postAndCheck({ author, message }, JSON.stringify({ author, message }));
+    }),
+    { numRuns: runs(40) },
+  );
+});
+
+t.test('any JSON value as the body: 202 only for a valid entry, never a 5xx', async () => {
+  const entryish = fc.record(
+    { author: fc.oneof(edgeText, fc.jsonValue()), message: fc.oneof(edgeText, fc.jsonValue()), extra: fc.jsonValue() },
+    { requiredKeys: [] },
+  );
+  const hostileKeys = fc.constantFrom(
+    '{"__proto__":{"admin":true},"author":"a","message":"m"}',
+    '{"constructor":{"prototype":{"x":1}},"author":"a","message":"m"}',
+    '{"author":"a","message":"m","author":"b"}',
+    '{"author":"a","message":["m"]}',
+    '{"author":1e999,"message":"m"}',
+    `${'['.repeat(5000)}${']'.repeat(5000)}`,
+    `{"author":"a","message":"m"${' '.repeat(15000)}}`,
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(fc.jsonValue(), entryish, hostileKeys.map((text) => ({ raw: text }))), async (value) => {
+      if (typeof value === 'object' && value !== null && 'raw' in value && typeof value.raw === 'string' && Object.keys(value).length === 1) {
+        const raw = value.raw;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw);
+        } catch {
+          parsed = undefined;
+        }
+        // A repeated key: JSON.parse keeps the last one, and so does the API.
+        await postAndCheck(parsed, raw);
+        return;
+      }
+      await postAndCheck(value, JSON.stringify(value));
+    }),
+    { numRuns: runs(120) },
+  );
+});
+
+t.test('raw bodies: any bytes, content type, encoding and size around the 16 KiB limit', async () => {
+  const valid = JSON.stringify({ author: 'fuzz', message: 'raw' });
+  const body = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+    fc.string({ unit: 'binary', maxLength: 300 }).map((text) => Buffer.from(text, 'utf8')),
+    fc.integer({ min: 1, max: valid.length - 1 }).map((n) => Buffer.from(valid.slice(0, n))),
+    fc.integer({ min: BODY_LIMIT - 40, max: BODY_LIMIT + 40 }).map((n) => Buffer.from(`{"author":"fuzz","message":"${'m'.repeat(Math.max(n - 30, 0))}"}`)),
+    fc.integer({ min: BODY_LIMIT + 1, max: 200_000 }).map((n) => Buffer.alloc(n, 'a')),
+    fc.constant(Buffer.from(valid)),
+    fc.constant(Buffer.alloc(0)),
+  );
+  const encoding = fc.constantFrom(undefined, 'gzip', 'deflate', 'br', 'identity', 'zstd', 'x-unknown', 'gzip, gzip');
+  await fc.assert(
+    fc.asyncProperty(body, fc.constantFrom(...CONTENT_TYPES), encoding, fc.boolean(), async (bytes, contentType, contentEncoding, compress) => {
+      const headers: Record<string, string> = {};
+      if (contentType !== '') headers['content-type'] = contentType;
+      if (contentEncoding !== undefined) headers['content-encoding'] = contentEncoding;
+      const payload = contentEncoding === 'gzip' && compress ? gzipSync(bytes) : bytes;
+      const answer = await send('POST', '/api/entries', headers, payload);
+      expectStatus([202, 400, 413, 415], 'POST', '/api/entries', answer);
+      if (answer.status === 202) {
+        const { id } = JSON.parse(answer.text) as { id: string };
+        accepted.set(id, { author: 'fuzz', message: 'raw' });
+      }
+    }),
+    { numRuns: runs(120) },
+  );
+});
+
+t.test('malformed entry ids: 400 or 404, never a 5xx', async () => {
+  const id = fc.oneof(
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
+    fc.uuid().map((uuid) => uuid.toUpperCase()),
+    fc.uuid(),
+    fc.constantFrom('%', '%zz', '%E0%A4%A', '..', '%2e%2e', '%2F', '00000000-0000-0000-0000-000000000000', "1'%20OR%201=1", '%00', 'null', 'undefined'),
+    fc.integer({ min: 1, max: 3000 }).map((n) => 'a'.repeat(n)),
+  );
+  await fc.assert(
+    fc.asyncProperty(id, async (value) => {
+      const path = `/api/entries/${value}`;
+      expectStatus([400, 404], 'GET', path, await send('GET', path));
+    }),
+    { numRuns: runs(120) },
+  );
+});
+
+t.test('malformed paging: limit and before give 200 or 400, never a 5xx', async () => {
+  const first = await send('GET', '/api/entries?limit=1');
+  const realCursor = (JSON.parse(first.text) as { next: string | null }).next ?? 'MjAyNi0wMS0wMVQwMDowMDowMC4wMDBafDAxOTAwMDAwLTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMA';
+  const limit = fc.oneof(fc.integer({ min: -5, max: 300 }).map(String), printable, fc.constantFrom('1e2', '0x10', '50.5', '', ' 5', '5 '));
+  const before = fc.oneof(
+    printable,
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({ unit: 'binary', maxLength: 80 }).map((text) => Buffer.from(text).toString('base64url')),
+    fc.tuple(fc.string({ maxLength: 30 }), fc.uuid()).map(([time, uuid]) => Buffer.from(`${time}|${uuid}`).toString('base64url')),
+    fc.integer({ min: 1, max: realCursor.length }).map((n) => realCursor.slice(0, n)),
+    fc.constant(realCursor),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.option(limit), fc.option(before), fc.boolean(), async (l, b, repeat) => {
+      const query = new URLSearchParams();
+      if (l !== null) query.append('limit', l);
+      if (b !== null) query.append('before', b);
+      if (repeat && l !== null) query.append('limit', l);
+      const path = `/api/entries?${query.toString()}`;
+      expectStatus([200, 400], 'GET', path, await send('GET', path));
+    }),
+    { numRuns: runs(120) },
+  );
+});
+
+t.test('odd methods, paths and headers: never a 5xx, errors in the one shape', async () => {
+  const method = fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'SEARCH', 'QUERY', 'PURGE', 'FOO', 'X-CUSTOM');
+  const path = fc.constantFrom('/api/entries', '/api/entries/0190d2a0-0000-7000-8000-000000000000', '/api/instance', '/api/stats', '/healthz', '/readyz', '/', '/nope', '/metrics', '/api', '/api/entries/', '//api//entries', '/api/entries?limit=2', '/%2e%2e/%2e%2e/etc/passwd', '/_edge/400');
+  const headerName = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,24}$/).filter(
+    (name) => !['content-length', 'transfer-encoding', 'host', 'connection', 'expect', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection'].includes(name.toLowerCase()),
+  );
+  const headerValue = fc.oneof(printable, fc.integer({ min: 4_000, max: 12_000 }).map((n) => 'v'.repeat(n)));
+  const special = fc.record(
+    {
+      'content-type': fc.constantFrom(...CONTENT_TYPES.filter((type) => type !== '')),
+      'idempotency-key': fc.oneof(printable, fc.constantFrom('k', 'x'.repeat(129), 'ключ')),
+      'x-request-id': fc.oneof(printable, fc.constant('r'.repeat(200))),
+      'x-forwarded-for': fc.oneof(fc.ipV4(), printable),
+      accept: fc.constantFrom('application/json', 'text/html', '*/*', 'text/event-stream', 'image/png'),
+      'accept-encoding': fc.constantFrom('gzip', 'br', 'identity', '*'),
+    },
+    { requiredKeys: [] },
+  );
+  const body = fc.oneof(fc.constant(undefined), fc.constant(JSON.stringify({ author: 'odd', message: 'method' })), printable);
+  await fc.assert(
+    fc.asyncProperty(method, path, fc.dictionary(headerName, headerValue, { maxKeys: 3 }), special, body, async (m, p, extra, known, b) => {
+      // The header helper folds names to lower case; a non-ASCII value cannot be sent at all.
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries({ ...extra, ...known })) {
+        if (/^[\x20-\x7e]*$/.test(value)) headers[name.toLowerCase()] = value;
+      }
+      const answer = await send(m, p, headers, b);
+      wellFormed(m, p, answer);
+      if (answer.status === 202) {
+        const { id } = JSON.parse(answer.text) as { id: string };
+        accepted.set(id, { author: 'odd', message: 'method' });
+      }
+    }),
+    { numRuns: runs(150) },
+  );
+});
+
+t.test('exactly the accepted entries are persisted, each with the text it was promised', async (t) => {
+  await waitFor(
+    async () => {
+      const answer = await send('GET', '/api/stats');
+      const { queue } = JSON.parse(answer.text) as { queue: { waiting: number; active: number; delayed: number } };
+      return queue.waiting + queue.active + queue.delayed === 0;
+    },
+    { timeoutMs: 60_000, what: 'the queue to drain', intervalMs: 250 },
+  );
+  let mismatched = 0;
+  for (const [id, entry] of accepted) {
+    const answer = await send('GET', `/api/entries/${id}`);
+    const body = JSON.parse(answer.text) as { status?: string; author?: string; message?: string };
+    if (answer.status !== 200 || body.status !== 'persisted' || body.author !== entry.author || body.message !== entry.message) {
+      mismatched += 1;
+      if (mismatched <= 5) t.fail(`entry ${id}: ${answer.status} ${answer.text.slice(0, 300)} (expected ${JSON.stringify(entry).slice(0, 300)})`);
+    }
+  }
+  t.equal(mismatched, 0, `all ${accepted.size} accepted entries persisted verbatim`);
+  t.ok(accepted.size > 20, `${accepted.size} entries were accepted along the way`);
+  t.equal(countRows() - rowsBefore, accepted.size, 'and no other row was written: nothing invalid was persisted');
+});

@@ -1,0 +1,209 @@
+/**
+ * The page's server side through real API processes (real Redis and PostgreSQL): GET / and its
+ * assets with their security headers, and the Server-Sent Events stream GET /api/events: its
+ * headers, an event for an entry accepted by another replica, coalesced messages under a burst,
+ * and the stream ending (and the process exiting 0, quickly) on SIGTERM.
+ */
+import { randomUUID } from 'node:crypto';
+import { ENTRIES_QUEUE, entryJobOptions, PERSIST_ENTRY_JOB } from '@inflow/shared';
+import { Queue } from 'bullmq';
+import t from 'tap';
+import { mapLimit, postEntry, rawRequest, startStack, waitFor } from '../support/index.ts';
+
+t.setTimeout(120_000);
+
+interface SseMessage {
+  event: string;
+  data: unknown;
+}
+
+interface EntryUpdate {
+  id: string;
+  status: string;
+  failedReason?: string;
+  author?: string | null;
+  acceptedBy?: string | null;
+  persistedBy?: string | null;
+}
+
+/** Reads an event stream with fetch, collecting its messages until it ends. */
+async function openEventStream(url: string) {
+  const controller = new AbortController();
+  const response = await fetch(url, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
+  const messages: SseMessage[] = [];
+  const comments: string[] = [];
+  const body = response.body;
+  if (body === null) throw new Error('no body');
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const ended = (async () => {
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return 'ended';
+        buffer += value;
+        let split = buffer.indexOf('\n\n');
+        while (split !== -1) {
+          const block = buffer.slice(0, split);
+          buffer = buffer.slice(split + 2);
+          split = buffer.indexOf('\n\n');
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) comments.push(line);
+            else if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data !== '') messages.push({ event, data: JSON.parse(data) as unknown });
+        }
+      }
+    } catch {
+      return 'aborted';
+    }
+  })();
+  return {
+    response,
+    messages,
+    comments,
+    ended,
+    close: () => {
+      controller.abort();
+    },
+    /** Every entry update received so far, in order. */
+    updates: (): EntryUpdate[] =>
+      messages.filter((m) => m.event === 'entries').flatMap((m) => (m.data as { entries: EntryUpdate[] }).entries),
+  };
+}
+
+t.test('the page and its assets, with security headers', async (t) => {
+  const stack = await startStack(t, { apis: 1, workers: 0 });
+  const [api] = stack.apis;
+  if (api === undefined) throw new Error('no API');
+
+  const page = await fetch(`${api.url}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.equal(page.headers.get('x-instance-id'), 'api-1');
+  t.equal(page.headers.get('cache-control'), 'no-cache');
+  t.match(page.headers.get('content-security-policy'), /default-src 'self'/);
+  t.notMatch(page.headers.get('content-security-policy'), /unsafe-inline/);
+  t.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  t.equal(page.headers.get('referrer-policy'), 'no-referrer');
+  const html = await page.text();
+  t.match(html, '<meta name="inflow-instance" content="api-1">', 'the page names the instance that served it');
+  t.notMatch(html, /<script>|<style>|style="|https?:\/\//, 'no inline script or style, nothing from another host');
+
+  const etag = page.headers.get('etag');
+  t.ok(etag, 'an ETag');
+  // node:http, not fetch: fetch adds "Cache-Control: no-cache" to a conditional request.
+  const revalidated = await rawRequest(`${api.url}/`, { headers: { 'if-none-match': etag ?? '' } });
+  t.equal(revalidated.status, 304, 'a matching If-None-Match is answered 304');
+
+  const head = await fetch(`${api.url}/`, { method: 'HEAD' });
+  t.equal(head.status, 200, 'HEAD / works');
+  t.equal(await head.text(), '');
+
+  for (const [path, type] of [
+    ['/main.js', /^(text|application)\/javascript/],
+    ['/styles.css', /^text\/css/],
+    ['/favicon.svg', /^image\/svg\+xml/],
+  ] as const) {
+    const asset = await fetch(`${api.url}${path}`);
+    t.equal(asset.status, 200, path);
+    t.match(asset.headers.get('content-type'), type, `${path} content type`);
+    t.equal(asset.headers.get('cache-control'), 'no-cache', `${path} is revalidated`);
+    t.equal(asset.headers.get('x-content-type-options'), 'nosniff');
+  }
+
+  const post = await fetch(`${api.url}/`, { method: 'POST' });
+  t.equal(post.status, 405);
+  t.match(await post.json(), { error: { code: 'method_not_allowed' } });
+  const missing = await fetch(`${api.url}/nothing-here.js`);
+  t.equal(missing.status, 404);
+  t.match(await missing.json(), { error: { code: 'not_found' } });
+  const unknownApi = await fetch(`${api.url}/api/nope`);
+  t.equal(unknownApi.status, 404);
+  t.match(await unknownApi.json(), { error: { code: 'not_found' } });
+  const wrongMethod = await fetch(`${api.url}/api/events`, { method: 'POST' });
+  t.equal(wrongMethod.status, 405);
+  t.equal(wrongMethod.headers.get('allow'), 'GET, HEAD');
+  const headEvents = await fetch(`${api.url}/api/events`, { method: 'HEAD' });
+  t.equal(headEvents.status, 200, 'HEAD /api/events answers at once');
+  t.match(headEvents.headers.get('content-type'), /^text\/event-stream/);
+});
+
+t.test('GET /api/events streams entry updates from every replica, coalesced', async (t) => {
+  const stack = await startStack(t, { apis: 2, workers: 1 });
+  const [api1, api2] = stack.apis;
+  if (api1 === undefined || api2 === undefined) throw new Error('no API');
+
+  const stream = await openEventStream(`${api1.url}/api/events`);
+  t.teardown(stream.close);
+  t.equal(stream.response.status, 200);
+  t.match(stream.response.headers.get('content-type'), /^text\/event-stream/);
+  t.equal(stream.response.headers.get('x-instance-id'), 'api-1');
+  t.equal(stream.response.headers.get('x-accel-buffering'), 'no');
+  t.match(stream.response.headers.get('cache-control'), /no-cache/);
+  await waitFor(() => stream.messages.find((m) => m.event === 'hello'), { timeoutMs: 5_000, what: 'hello' });
+  t.same(stream.messages[0], { event: 'hello', data: { instanceId: 'api-1' } });
+
+  // Accepted by the other replica: the stream of api-1 still reports it, up to persisted.
+  const accepted = await postEntry(api2.url, { author: 'sse', message: 'through api-2' });
+  t.equal(accepted.status, 202);
+  const { id } = accepted.body;
+  const persisted = await waitFor(() => stream.updates().find((u) => u.id === id && u.status === 'persisted'), {
+    timeoutMs: 10_000,
+    what: `a persisted event for ${id}`,
+  });
+  t.match(persisted, { id, status: 'persisted', author: 'sse', acceptedBy: 'api-2', persistedBy: 'worker-1' });
+
+  // A job the worker cannot persist: the stream says failed, with the reason.
+  const queue = new Queue(ENTRIES_QUEUE, { connection: { host: '127.0.0.1', port: stack.redis.port } });
+  t.teardown(() => queue.close());
+  const badId = randomUUID();
+  await queue.add(PERSIST_ENTRY_JOB, { id: badId, author: 'x'.repeat(81) }, entryJobOptions(badId));
+  const failed = await waitFor(() => stream.updates().find((u) => u.id === badId && u.status === 'failed'), {
+    timeoutMs: 10_000,
+    what: `a failed event for ${badId}`,
+  });
+  t.match(failed.failedReason, /invalid job payload/, 'failed, with the reason');
+
+  // A burst: many entries, few messages, none over the cap.
+  const before = stream.messages.length;
+  const startedAt = Date.now();
+  const burst = await mapLimit(Array.from({ length: 300 }, (_, i) => i), 16, (i) =>
+    postEntry(i % 2 === 0 ? api1.url : api2.url, { author: 'burst', message: `entry ${i}` }),
+  );
+  t.ok(burst.every((result) => result.status === 202), 'the burst was accepted');
+  const ids = new Set(burst.map((result) => result.body.id));
+  await waitFor(async () => (await stack.countRows()) >= 301, { timeoutMs: 30_000, what: 'the burst to be persisted' });
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const burstMessages = stream.messages.slice(before).filter((m) => m.event === 'entries');
+  const elapsedMs = Date.now() - startedAt;
+  const sizes = burstMessages.map((m) => (m.data as { entries: unknown[] }).entries.length);
+  const dropped = burstMessages.reduce((sum, m) => sum + (m.data as { dropped: number }).dropped, 0);
+  t.comment(`${ids.size} entries (${ids.size * 3} or more queue events) in ${elapsedMs} ms: ${burstMessages.length} messages, largest ${Math.max(...sizes)}, ${dropped} dropped`);
+  t.ok(sizes.every((size) => size <= 100), 'no message holds more than 100 entries');
+  t.ok(burstMessages.length <= Math.ceil(elapsedMs / 200) + 2, `about one message per 200 ms at most (${burstMessages.length})`);
+  const reported = new Set(stream.updates().filter((u) => ids.has(u.id)).map((u) => u.id));
+  t.ok(reported.size + dropped > 0, `the burst was reported (${reported.size} entries named, ${dropped} dropped)`);
+});
+
+t.test('the stream ends on SIGTERM and the API still exits 0 quickly', async (t) => {
+  const stack = await startStack(t, { apis: 1, workers: 0 });
+  const [api] = stack.apis;
+  if (api === undefined) throw new Error('no API');
+  const streams = await Promise.all([openEventStream(`${api.url}/api/events`), openEventStream(`${api.url}/api/events`)]);
+  for (const stream of streams) t.teardown(stream.close);
+  await waitFor(() => streams.every((s) => s.messages.some((m) => m.event === 'hello')), { timeoutMs: 5_000, what: 'hello on both' });
+
+  const signalledAt = Date.now();
+  api.signal('SIGTERM');
+  const endings = await Promise.all(streams.map((s) => s.ended));
+  t.same(endings, ['ended', 'ended'], 'both streams ended');
+  const code = await api.exited;
+  const ms = Date.now() - signalledAt;
+  t.equal(code, 0, 'exit code 0');
+  t.ok(ms < 3_000, `exited ${ms} ms after SIGTERM`);
+  t.ok(api.logs.some((line) => line.msg === 'shutdown complete' && line['clean'] === true), 'a clean shutdown');
+});
