@@ -96,13 +96,25 @@ async function read(url: string) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Waits for a condition rather than a fixed time, so a loaded machine cannot fail the test. */
+async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+const entriesMessages = (client: { messages: () => { event: string | undefined; data: { entries?: EntryUpdate[]; dropped?: number } }[] }) =>
+  client.messages().filter((m) => m.event === 'entries');
+
 t.test('coalesces changes per entry and flushes them together', async (t) => {
   const h = await harness(t);
   t.equal(h.subscribed(), 0, 'no subscription before the first client');
   const client = await read(h.url);
   t.teardown(client.close);
   t.equal(client.response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-  await sleep(20);
+  await until(() => h.subscribed() === 1 && client.text().includes('event: hello'), 'the subscription and the hello');
   t.equal(h.subscribed(), 1, 'subscribed with the first client');
   t.match(client.text(), /^retry: \d+\nevent: hello\ndata: \{"instanceId":"api-test"\}\n\n/);
 
@@ -111,8 +123,9 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
   h.emit('b', { status: 'queued' });
   h.emit('a', { status: 'persisted' });
   h.emit('a', { status: 'queued' }); // late and out of order: persisted stays
-  await sleep(150);
-  const entries = client.messages().filter((m) => m.event === 'entries');
+  await until(() => entriesMessages(client).length > 0, 'the first entries message');
+  await sleep(120); // two more flush intervals: nothing else may be sent
+  const entries = entriesMessages(client);
   t.equal(entries.length, 1, 'one message for the whole interval');
   t.same(entries[0]?.data, {
     entries: [
@@ -124,7 +137,7 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
 
   const second = await read(h.url);
   t.teardown(second.close);
-  await sleep(20);
+  await until(() => h.events.clients === 2, 'the second client');
   t.equal(h.subscribed(), 1, 'one subscription per process, whatever the clients');
   t.equal(h.events.clients, 2);
 });
@@ -133,11 +146,11 @@ t.test('caps a message and counts what did not fit', async (t) => {
   const h = await harness(t, { maxPerFlush: 10 });
   const client = await read(h.url);
   t.teardown(client.close);
-  await sleep(20);
+  await until(() => h.events.clients === 1, 'the client');
   for (let i = 0; i < 25; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
   h.emit('id-3', { status: 'processing' }); // already pending: updated, not dropped
-  await sleep(150);
-  const [message] = client.messages().filter((m) => m.event === 'entries');
+  await until(() => entriesMessages(client).length > 0, 'the entries message');
+  const [message] = entriesMessages(client);
   t.equal(message?.data.entries?.length, 10, 'ten entries');
   t.equal(message?.data.dropped, 15, 'fifteen dropped');
   t.equal(message?.data.entries?.find((entry) => entry.id === 'id-3')?.status, 'processing');
@@ -146,10 +159,10 @@ t.test('caps a message and counts what did not fit', async (t) => {
 t.test('does nothing per event while no client listens', async (t) => {
   const h = await harness(t);
   const client = await read(h.url);
-  await sleep(20);
+  await until(() => h.events.clients === 1, 'the client');
   client.close();
   await client.ended;
-  await sleep(20);
+  await until(() => h.events.clients === 0, 'the client to go');
   t.equal(h.events.clients, 0, 'the client is gone');
   for (let i = 0; i < 1000; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
   await sleep(150);
@@ -160,14 +173,14 @@ t.test('sends a heartbeat comment', async (t) => {
   const h = await harness(t, { heartbeatMs: 40 });
   const client = await read(h.url);
   t.teardown(client.close);
-  await sleep(150);
+  await until(() => /\n: heartbeat\n\n/.test(client.text()), 'a heartbeat');
   t.match(client.text(), /\n: heartbeat\n\n/);
 });
 
 t.test('endStreams ends every stream and refuses new ones', async (t) => {
   const h = await harness(t);
   const clients = await Promise.all([read(h.url), read(h.url)]);
-  await sleep(20);
+  await until(() => h.events.clients === 2, 'both clients');
   t.equal(h.events.clients, 2);
   t.equal(h.events.accepting, true);
   h.events.endStreams();
