@@ -51,6 +51,16 @@ export function createDatabase(config: DatabaseConfig, logger: Logger): Database
   pool.on('error', (error) => {
     logger.warn({ err: error }, 'idle PostgreSQL connection lost');
   });
+  // The pool listens for errors on idle clients only. A client checked out (Kysely holds one for
+  // each query) whose server goes away (a PostgreSQL restart: "terminating connection due to
+  // administrator command" fails the query, then the socket closes) emits 'error' with no
+  // listener, which crashed the process. So every client gets a listener for its whole life;
+  // the pool drops the broken client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger.warn({ err: error }, 'PostgreSQL connection lost');
+    });
+  });
 
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { BASE_URL, PROJECT, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '../support/index.ts';
+import { BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '../support/index.ts';
 
 interface Accepted {
   id: string;
@@ -106,7 +106,7 @@ t.test('deploy/verify-persistence.sh passes against the running stack', async (t
   const result = spawnSync('bash', [join(REPO_ROOT, 'deploy/verify-persistence.sh')], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
-    env: { ...process.env, INFLOW_URL: BASE_URL, COMPOSE_PROJECT_NAME: PROJECT },
+    env: { ...composeEnv(), INFLOW_URL: BASE_URL },
     timeout: 15 * 60_000,
   });
   t.comment(result.stdout);

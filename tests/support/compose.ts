@@ -23,6 +23,15 @@ function compose(): string[] {
   return composeCommand;
 }
 
+/**
+ * The environment for compose and for scripts that call compose: the test project's name, and
+ * image names of its own (INFLOW_IMAGE_PREFIX), so that stacks built from different checkouts
+ * at once never run each other's images.
+ */
+export function composeEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, COMPOSE_PROJECT_NAME: PROJECT, INFLOW_IMAGE_PREFIX: base['INFLOW_IMAGE_PREFIX'] ?? PROJECT };
+}
+
 export interface RunResult {
   status: number;
   stdout: string;
@@ -40,7 +49,7 @@ export function runCompose(
   const [command, ...base] = compose();
   const result = spawnSync(command ?? 'docker-compose', [...base, '-p', PROJECT, ...args], {
     cwd: REPO_ROOT,
-    env: options.env ?? process.env,
+    env: composeEnv(options.env ?? process.env),
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     timeout: options.timeoutMs ?? 15 * 60_000,
