@@ -106,7 +106,13 @@ export async function waitHealthy(services: readonly string[] = SERVICES, timeou
 
 /** Builds and starts the stack, waiting for health (compose 1.29 has no --wait). */
 export async function up(): Promise<void> {
-  runCompose(['up', '-d', '--build']);
+  const first = runCompose(['up', '-d', '--build'], { check: false });
+  if (first.status !== 0) {
+    // Compose 1.29 gives up at once when a dependency is not healthy yet (a slow first probe on
+    // a loaded machine); the containers keep starting. Wait for them, then create the rest.
+    await waitHealthy(SERVICES.filter((service) => service !== 'nginx'));
+    runCompose(['up', '-d']);
+  }
   await waitHealthy();
 }
 
