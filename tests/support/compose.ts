@@ -56,7 +56,9 @@ export function runCompose(
   });
   const run = { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
   if (options.check !== false && run.status !== 0) {
-    throw new Error(`${compose().join(' ')} ${args.join(' ')} failed (${run.status}):\n${run.stderr}\n${run.stdout}`);
+    // The tail says why; the whole build log would bury it.
+    const tail = (text: string) => text.slice(-2_000);
+    throw new Error(`${compose().join(' ')} ${args.join(' ')} failed (${run.status}):\n${tail(run.stderr)}\n${tail(run.stdout)}`);
   }
   return run;
 }
