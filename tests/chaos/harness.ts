@@ -6,23 +6,28 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, containerId, PROJECT, REPO_ROOT, waitFor } from '../support/index.ts';
+import { BASE_URL, composeEnv, containerId, PROJECT, REPO_ROOT, SERVICES, waitFor } from '../support/index.ts';
 
 /**
  * Runs a command without blocking the event loop: the load runs in this process, and a
  * synchronous `docker-compose stop` would freeze it for the seconds the stop takes.
  */
-export function exec(command: string, args: readonly string[], timeoutMs = 120_000): Promise<{ status: number; stdout: string; stderr: string }> {
+export function exec(
+  command: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, args, { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
+    const settings = { cwd: REPO_ROOT, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' as const, env: options.env ?? process.env };
+    execFile(command, args, settings, (error, stdout, stderr) => {
       const code = (error as { code?: unknown } | null)?.code;
       resolve({ status: error === null ? 0 : typeof code === 'number' ? code : -1, stdout, stderr });
     });
   });
 }
 
-async function checked(command: string, args: readonly string[]): Promise<string> {
-  const result = await exec(command, args);
+async function checked(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  const result = await exec(command, args, env === undefined ? {} : { env });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
   return result.stdout;
 }
@@ -33,7 +38,7 @@ const composeCommand: string[] =
 /** A compose subcommand on the chaos project, asynchronously; throws when it fails. */
 export function compose(args: readonly string[]): Promise<string> {
   const [command = 'docker-compose', ...base] = composeCommand;
-  return checked(command, [...base, '-p', PROJECT, ...args]);
+  return checked(command, [...base, '-p', PROJECT, ...args], composeEnv());
 }
 
 export const docker = (args: readonly string[]): Promise<string> => checked('docker', args);
@@ -122,6 +127,14 @@ function idOf(service: string): string {
 /** Forgets the container ids (after `down`, compose makes new containers). */
 export function forgetContainers(): void {
   ids.clear();
+}
+
+/**
+ * Looks up every service's container id now, before a load starts: `compose ps` takes seconds on
+ * a busy machine, and a fault must come on time.
+ */
+export function resolveContainers(): void {
+  for (const service of SERVICES) idOf(service);
 }
 
 export async function containerInfo(service: string): Promise<ContainerInfo> {

@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '../support/index.ts';
-import { duplicateIds, queueCounts } from './harness.ts';
+import { duplicateIds, queueCounts, resolveContainers } from './harness.ts';
 import { SCENARIOS, type Context } from './scenarios.ts';
 import type { ScenarioResult } from './verify.ts';
 
@@ -118,6 +118,7 @@ async function main(): Promise<number> {
   } else {
     await waitHealthy();
   }
+  resolveContainers();
   const upSeconds = Math.round((Date.now() - startedAt) / 1000);
   say(`stack healthy after ${upSeconds} s`);
 

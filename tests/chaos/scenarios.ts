@@ -2,8 +2,10 @@
  * The six fault scenarios. Each runs a bounded load through nginx, injects its fault, waits for
  * the queue to drain and reconciles every answer with the rows (verify.ts).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, runCompose, waitFor, waitHealthy } from '../support/index.ts';
+import { BASE_URL, PROJECT, REPO_ROOT, runCompose, waitFor, waitHealthy } from '../support/index.ts';
 import {
   composeStart,
   composeStop,
@@ -14,6 +16,7 @@ import {
   dockerStart,
   forgetContainers,
   queueCounts,
+  resolveContainers,
   sample,
   waitDrained,
   waitHealthyService,
@@ -35,6 +38,13 @@ export interface Scenario {
   load: string;
   injected: string;
   run(context: Context): Promise<ScenarioResult>;
+}
+
+/** Writes every service's logs to test-results/compose-<project>-<label>.log. */
+function saveLogs(label: string): void {
+  const logs = runCompose(['logs', '--no-color', '--timestamps'], { check: false }).stdout;
+  mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
+  writeFileSync(join(REPO_ROOT, 'test-results', `compose-${PROJECT}-${label}.log`), logs);
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -72,7 +82,7 @@ const killReplica: Scenario = {
   id: '1',
   name: 'SIGKILL a web replica',
   load: '20 s: 6 GET + 6 POST workers',
-  injected: 'docker kill -s KILL web2 at 3 s (docker start at 7 s); web3 process SIGKILLed from the host at 11 s',
+  injected: "docker kill -s KILL web2 at 3 s, docker start at 7 s; web3's node process SIGKILLed from the host at 11 s",
   async run(context) {
     const startedAt = Date.now();
     const notes: string[] = [];
@@ -95,7 +105,14 @@ const killReplica: Scenario = {
       );
     }
     await dockerStart('web2');
-    notes.push(`web2 healthy ${seconds(await waitHealthyService('web2'))} after docker start`);
+    // Not awaited here: the next fault comes on schedule, whether web2 is healthy yet or not.
+    const web2Healthy = waitHealthyService('web2').then(
+      (ms) => `web2 healthy ${seconds(ms)} after docker start (its health check: /readyz every 5 s)`,
+      (error: unknown) => {
+        problems.push(`web2 did not become healthy again: ${String(error)}`);
+        return 'web2 did not become healthy again';
+      },
+    );
 
     await until(load, 11_000);
     const web3Before = await containerInfo('web3');
@@ -117,6 +134,7 @@ const killReplica: Scenario = {
 
     await until(load, 20_000);
     await load.stop();
+    notes.push(await web2Healthy);
     for (const replica of ['web2', 'web3']) {
       notes.push(`${replica} back in nginx's rotation (${seconds(await waitInRotation(replica))} after the load)`);
     }
@@ -270,7 +288,7 @@ const postgresRestart: Scenario = {
   id: '5',
   name: 'PostgreSQL restarted under load',
   load: '25 s: 4 GET + 6 POST workers',
-  injected: 'compose stop postgres at 4 s, start at 12 s',
+  injected: 'compose stop postgres at 4 s; compose start 8 s after the stop completed',
   async run(context) {
     const startedAt = Date.now();
     const notes: string[] = [];
@@ -279,14 +297,19 @@ const postgresRestart: Scenario = {
     load.start();
     const readiness = sample(readyz, 500);
     await until(load, 4_000);
-    await composeStop('postgres');
+    // From the moment the stop is asked for: PostgreSQL ends its connections at once, and a
+    // busy Docker takes seconds to report the stop done.
     const downFrom = load.now();
-    await until(load, 12_000);
+    await composeStop('postgres');
+    const stoppedAt = load.now();
+    await until(load, stoppedAt + 8_000);
     await composeStart('postgres');
     const downUntil = load.now();
     await waitFor(async () => (await readyz()).status === 200, { timeoutMs: 60_000, what: '/readyz to answer 200 again', intervalMs: 250 });
     const readyAt = load.now();
-    notes.push(`${seconds(downFrom)}–${seconds(downUntil)}: postgres stopped; /readyz 200 again ${seconds(readyAt - downUntil)} after the start`);
+    notes.push(
+      `${seconds(downFrom)}: compose stop postgres (done at ${seconds(stoppedAt)}); ${seconds(downUntil)}: started; /readyz 200 again ${seconds(readyAt - downUntil)} later`,
+    );
     await until(load, Math.max(25_000, readyAt + 5_000));
     await load.stop();
     await readiness.stop();
@@ -316,7 +339,7 @@ const postgresRestart: Scenario = {
 const wholeStack: Scenario = {
   id: '6',
   name: 'Whole stack down (volumes kept) mid-backlog',
-  load: '1,500 POSTs (12 at a time) with the worker stopped',
+  load: '3,000 POSTs (16 at a time) with the worker stopped',
   injected: 'worker started, then docker-compose down as soon as it has persisted some; docker-compose up -d',
   async run(context) {
     const startedAt = Date.now();
@@ -324,24 +347,27 @@ const wholeStack: Scenario = {
     const problems: string[] = [];
     await composeStop('worker');
     const { load, author } = newLoad(context, this.id, { getWorkers: 0, postWorkers: 0 });
-    await load.burst(1_500, 12);
+    await load.burst(3_000, 16);
     const earlier = context.loads.filter((entry) => entry.load !== load);
     const rowsBefore = await countRows();
+    // `down` removes the containers and their logs: keep them for the report, like support's
+    // down(). Now, not just before the `down`: that takes seconds, and the backlog would be gone.
+    saveLogs('before-down');
     await composeStart('worker');
     await waitFor(async () => (await countRows(author)) > 0, { timeoutMs: 60_000, what: 'the worker to persist something', intervalMs: 100 });
-    const persistedAtDown = await countRows(author);
-    const queued = await queueCounts();
-    notes.push(`down with ${persistedAtDown} of ${accepted(load)} persisted, queue ${JSON.stringify(queued)}`);
+    const [persistedAtDown, queued] = await Promise.all([countRows(author), queueCounts()]);
+    notes.push(`docker-compose down issued with ${persistedAtDown} of ${accepted(load)} persisted, queue ${JSON.stringify(queued)}`);
     runCompose(['down']);
     forgetContainers();
     runCompose(['up', '-d']);
     await waitHealthy();
+    resolveContainers();
     notes.push(`stack down and up again in ${seconds(Date.now() - startedAt)} since the scenario began`);
 
     const drained = await waitDrained(author, accepted(load));
     if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
     const rowsAfter = await countRows();
-    notes.push(`rows: ${rowsBefore} before the burst, ${rowsAfter} after (${rowsAfter - rowsBefore} new for ${accepted(load)} accepted)`);
+    notes.push(`rows: ${rowsBefore} before the worker started, ${rowsAfter} after (${rowsAfter - rowsBefore} new for ${accepted(load)} accepted)`);
     if (rowsAfter - rowsBefore !== accepted(load)) problems.push(`expected ${accepted(load)} new rows, found ${rowsAfter - rowsBefore}`);
 
     // Everything the earlier scenarios were promised is still there after down and up.

@@ -28,6 +28,9 @@ interface Answer {
   text: string;
 }
 
+/** Statuses seen, by property: each test shows what it exercised. */
+let seen = new Map<number, number>();
+
 /** One request over its own connection; any method, exactly these headers. */
 function send(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -44,6 +47,7 @@ function send(method: string, path: string, headers: Record<string, string> = {}
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
+          seen.set(res.statusCode ?? 0, (seen.get(res.statusCode ?? 0) ?? 0) + 1);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
         });
         res.on('error', reject);
@@ -196,6 +200,16 @@ t.before(async () => {
 t.teardown(() => {
   if (OWN_STACK) down();
 });
+t.beforeEach(() => {
+  seen = new Map();
+});
+
+/** Asserts that the property's answers included each of `statuses`, and reports them all. */
+function exercised(t: { ok: (value: unknown, message: string) => void; comment: (message: string) => void }, statuses: readonly number[]): void {
+  const counts = [...seen.entries()].sort(([a], [b]) => a - b).map(([status, count]) => `${status}: ${count}`);
+  t.comment(`answers: ${counts.join(', ')}`);
+  for (const status of statuses) t.ok(seen.has(status), `some answers were ${status}`);
+}
 
 /** POSTs a JSON body; checks the answer against the oracle; keeps what was accepted. */
 async function postAndCheck(value: unknown, serialised: string, contentType = 'application/json'): Promise<void> {
@@ -213,16 +227,17 @@ async function postAndCheck(value: unknown, serialised: string, contentType = 'a
   }
 }
 
-t.test('author and message: edge-case text is accepted exactly when the rules allow it', async () => {
+t.test('author and message: edge-case text is accepted exactly when the rules allow it', async (t) => {
   await fc.assert(
     fc.asyncProperty(edgeText, edgeText, async (author, message) => {
       await postAndCheck({ author, message }, JSON.stringify({ author, message }));
     }),
-    { numRuns: runs(200) },
+    { numRuns: runs(300) },
   );
+  exercised(t, [202, 400]);
 });
 
-t.test('valid entries with hostile-looking text are accepted and kept verbatim', async () => {
+t.test('valid entries with hostile-looking text are accepted and kept verbatim', async (t) => {
   const safe = fc
     .array(fc.constantFrom(...EDGE.filter((text) => expectedEntry({ author: `a${text}a`, message: 'm' }) !== undefined), 'plain', 'ünïcödé'), {
       minLength: 1,
@@ -233,11 +248,12 @@ t.test('valid entries with hostile-looking text are accepted and kept verbatim',
     fc.asyncProperty(safe, safe, async (author, message) => {
       await postAndCheck({ author, message }, JSON.stringify({ author, message }));
     }),
-    { numRuns: runs(40) },
+    { numRuns: runs(60) },
   );
+  exercised(t, [202]);
 });
 
-t.test('any JSON value as the body: 202 only for a valid entry, never a 5xx', async () => {
+t.test('any JSON value as the body: 202 only for a valid entry, never a 5xx', async (t) => {
   const entryish = fc.record(
     { author: fc.oneof(edgeText, fc.jsonValue()), message: fc.oneof(edgeText, fc.jsonValue()), extra: fc.jsonValue() },
     { requiredKeys: [] },
@@ -267,11 +283,12 @@ t.test('any JSON value as the body: 202 only for a valid entry, never a 5xx', as
       }
       await postAndCheck(value, JSON.stringify(value));
     }),
-    { numRuns: runs(120) },
+    { numRuns: runs(200) },
   );
+  exercised(t, [400]);
 });
 
-t.test('raw bodies: any bytes, content type, encoding and size around the 16 KiB limit', async () => {
+t.test('raw bodies: any bytes, content type, encoding and size around the 16 KiB limit', async (t) => {
   const valid = JSON.stringify({ author: 'fuzz', message: 'raw' });
   const body = fc.oneof(
     fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
@@ -296,11 +313,12 @@ t.test('raw bodies: any bytes, content type, encoding and size around the 16 KiB
         accepted.set(id, { author: 'fuzz', message: 'raw' });
       }
     }),
-    { numRuns: runs(120) },
+    { numRuns: runs(200) },
   );
+  exercised(t, [202, 400, 413, 415]);
 });
 
-t.test('malformed entry ids: 400 or 404, never a 5xx', async () => {
+t.test('malformed entry ids: 400 or 404, never a 5xx', async (t) => {
   const id = fc.oneof(
     fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }).map(encodeURIComponent),
     fc.uuid().map((uuid) => uuid.toUpperCase()),
@@ -313,11 +331,12 @@ t.test('malformed entry ids: 400 or 404, never a 5xx', async () => {
       const path = `/api/entries/${value}`;
       expectStatus([400, 404], 'GET', path, await send('GET', path));
     }),
-    { numRuns: runs(120) },
+    { numRuns: runs(150) },
   );
+  exercised(t, [400, 404]);
 });
 
-t.test('malformed paging: limit and before give 200 or 400, never a 5xx', async () => {
+t.test('malformed paging: limit and before give 200 or 400, never a 5xx', async (t) => {
   const first = await send('GET', '/api/entries?limit=1');
   const realCursor = (JSON.parse(first.text) as { next: string | null }).next ?? 'MjAyNi0wMS0wMVQwMDowMDowMC4wMDBafDAxOTAwMDAwLTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMA';
   const limit = fc.oneof(fc.integer({ min: -5, max: 300 }).map(String), printable, fc.constantFrom('1e2', '0x10', '50.5', '', ' 5', '5 '));
@@ -338,11 +357,12 @@ t.test('malformed paging: limit and before give 200 or 400, never a 5xx', async 
       const path = `/api/entries?${query.toString()}`;
       expectStatus([200, 400], 'GET', path, await send('GET', path));
     }),
-    { numRuns: runs(120) },
+    { numRuns: runs(150) },
   );
+  exercised(t, [200, 400]);
 });
 
-t.test('odd methods, paths and headers: never a 5xx, errors in the one shape', async () => {
+t.test('odd methods, paths and headers: never a 5xx, errors in the one shape', async (t) => {
   const method = fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'SEARCH', 'QUERY', 'PURGE', 'FOO', 'X-CUSTOM');
   const path = fc.constantFrom('/api/entries', '/api/entries/0190d2a0-0000-7000-8000-000000000000', '/api/instance', '/api/stats', '/healthz', '/readyz', '/', '/nope', '/metrics', '/api', '/api/entries/', '//api//entries', '/api/entries?limit=2', '/%2e%2e/%2e%2e/etc/passwd', '/_edge/400');
   const headerName = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,24}$/).filter(
@@ -375,8 +395,9 @@ t.test('odd methods, paths and headers: never a 5xx, errors in the one shape', a
         accepted.set(id, { author: 'odd', message: 'method' });
       }
     }),
-    { numRuns: runs(150) },
+    { numRuns: runs(300) },
   );
+  exercised(t, [200, 400, 404, 405]);
 });
 
 t.test('exactly the accepted entries are persisted, each with the text it was promised', async (t) => {

@@ -122,6 +122,7 @@ interface Inspect {
   Image: string;
   Config: { User: string; Image: string; Env: string[] | null };
   HostConfig: {
+    Init: boolean | null;
     ReadonlyRootfs: boolean;
     Tmpfs: Record<string, string> | null;
     SecurityOpt: string[] | null;
@@ -210,6 +211,23 @@ t.test('PostgreSQL and Redis: not published, not on nginx\'s network, unreachabl
   }
   const backend = JSON.parse(docker(['network', 'inspect', `${PROJECT}_backend`]).stdout) as [{ Internal: boolean }];
   t.equal(backend[0].Internal, true, 'the backend network is internal (no route out)');
+});
+
+t.test('PostgreSQL and Redis run under docker-init: an orphaned probe dying does not restart PostgreSQL', async (t) => {
+  for (const service of ['postgres', 'redis']) {
+    t.equal(inspect(service).HostConfig.Init, true, `${service}: init: true`);
+  }
+  // What a health probe killed at its timeout leaves behind: a process whose parent is gone.
+  // Adopted by a postmaster running as PID 1, its death by a signal was taken for a crashed
+  // backend and the whole server restarted (docker-library/postgres#1349).
+  const since = new Date().toISOString();
+  const orphan = execIn('postgres', ['sh', '-c', 'sleep 60 >/dev/null 2>&1 & echo $!']);
+  t.equal(orphan.status, 0, orphan.stderr);
+  t.equal(execIn('postgres', ['sh', '-c', `kill -PIPE ${orphan.stdout.trim()}`]).status, 0, 'the orphan is killed by SIGPIPE');
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const logs = spawnSync('docker', ['logs', '--since', since, containerId('postgres')], { encoding: 'utf8' });
+  t.notMatch(`${logs.stdout}${logs.stderr}`, /terminated by signal|reinitializing|recovery/, 'PostgreSQL did not restart');
+  t.equal(execIn('postgres', ['pg_isready', '-h', '127.0.0.1', '-q']).status, 0, 'and still accepts connections');
 });
 
 t.test('no secret baked into the app images', async (t) => {
@@ -360,7 +378,7 @@ t.test('Express: trusts exactly the nginx hop, limits JSON bodies to 16 KiB, hid
   // The API's own limit, behind nginx's: straight to a replica from inside its container.
   const script = (bytes: number) =>
     `fetch('http://127.0.0.1:8080/api/entries',{method:'POST',headers:{'content-type':'application/json'},` +
-    `body:JSON.stringify({author:'a',message:'m'.repeat(${bytes - 29})})}).then(async r=>process.stdout.write(r.status+' '+r.headers.get('x-powered-by')+' '+await r.text()))`;
+    `body:JSON.stringify({author:'a',message:'m'.repeat(${bytes - 27})})}).then(async r=>process.stdout.write(r.status+' '+r.headers.get('x-powered-by')+' '+await r.text()))`;
   const over = execIn('web1', ['node', '-e', script(16 * 1024 + 1)]);
   t.match(over.stdout, /^413 null \{"error":\{"code":"payload_too_large"/, `16 KiB + 1 straight to the API: 413 (${over.stdout.slice(0, 120)})`);
   const at = execIn('web1', ['node', '-e', script(16 * 1024)]);
