@@ -317,7 +317,7 @@ t.test('raw bodies: any bytes, content type, encoding and size around the 16 KiB
       numRuns: runs(200),
       // Random bytes rarely form a valid entry: one known-good sample makes sure a 202 is among
       // the answers on every run (a run with none failed CI once).
-      examples: [[Buffer.from(JSON.stringify({ author: 'fuzz', message: 'raw example' })), 'application/json', undefined, false]],
+      examples: [[Buffer.from(JSON.stringify({ author: 'fuzz', message: 'raw' })), 'application/json', undefined, false]],
     },
   );
   exercised(t, [202, 400, 413, 415]);
