@@ -2,18 +2,9 @@
  * A whole inflow stack for one test file: its own PostgreSQL and Redis, and the API and worker
  * processes the test asks for, all torn down with the test.
  */
+import type { EntryRow } from '@inflow/shared';
 import { startApi, startWorker, type AppProcess } from './processes.ts';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer, type Teardown } from './services.ts';
-
-export interface StoredRow {
-  id: string;
-  author: string;
-  message: string;
-  accepted_by: string;
-  persisted_by: string;
-  created_at: Date;
-  persisted_at: Date;
-}
 
 export interface Stack {
   pg: PostgresServer;
@@ -29,7 +20,7 @@ export interface Stack {
   /** Rows in the entries table. */
   countRows(): Promise<number>;
   /** Every row of the entries table (oldest first). */
-  rows(): Promise<StoredRow[]>;
+  rows(): Promise<EntryRow[]>;
 }
 
 export async function startStack(
@@ -64,7 +55,7 @@ export async function startStack(
     countRows: async () => Number((await pg.query<{ n: string }>('SELECT count(*) AS n FROM entries')).rows[0]?.n),
     rows: async () =>
       (
-        await pg.query<StoredRow>(
+        await pg.query<EntryRow>(
           'SELECT id, author, message, accepted_by, persisted_by, created_at, persisted_at FROM entries ORDER BY created_at, id',
         )
       ).rows,
