@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '../support/index.ts';
-import { duplicateIds, queueCounts, resolveContainers } from './harness.ts';
+import { duplicateIds, queueCounts, resolveContainers } from '../support/running-stack.ts';
 import { SCENARIOS, type Context } from './scenarios.ts';
 import type { ScenarioResult } from './verify.ts';
 

@@ -11,17 +11,13 @@ import {
   composeStop,
   containerInfo,
   countRows,
-  crashProcess,
-  dockerKill,
-  dockerStart,
   forgetContainers,
   queueCounts,
   resolveContainers,
-  sample,
   waitDrained,
   waitHealthyService,
-  waitInRotation,
-} from './harness.ts';
+} from '../support/running-stack.ts';
+import { crashProcess, dockerKill, dockerStart, sample, waitInRotation } from './harness.ts';
 import { Load, type Attempt, type LoadOptions } from './load.ts';
 import { reconcile, type ScenarioResult } from './verify.ts';
 

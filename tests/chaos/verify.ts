@@ -3,7 +3,7 @@
  * chaos table.
  */
 import type { Attempt, Load } from './load.ts';
-import { rowsOf } from './harness.ts';
+import { rowsOf } from '../support/running-stack.ts';
 
 export interface Expectations {
   /** A non-2xx GET that this fault may cause (anything else is a failure). */

@@ -5,23 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '../support/index.ts';
-
-interface Accepted {
-  id: string;
-  status: string;
-  acceptedBy: string;
-}
-
-async function postEntry(author: string, message: string): Promise<Accepted> {
-  const response = await fetch(`${BASE_URL}/api/entries`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ author, message }),
-  });
-  if (response.status !== 202) throw new Error(`POST answered ${response.status}: ${await response.text()}`);
-  return (await response.json()) as Accepted;
-}
+import { acceptEntry, BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '../support/index.ts';
 
 t.before(async () => {
   down();
@@ -51,7 +35,7 @@ t.test('nginx balances across web1, web2 and web3', async (t) => {
 });
 
 t.test('entries POSTed through nginx are all persisted and readable', async (t) => {
-  const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => postEntry('e2e', `entry ${i}`)));
+  const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => acceptEntry(BASE_URL, 'e2e', `entry ${i}`)));
   t.same(new Set(accepted.map((entry) => entry.acceptedBy)), new Set(['web1', 'web2', 'web3']), 'all replicas accepted some');
   for (const { id } of accepted) {
     const entry = await waitFor(

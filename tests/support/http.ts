@@ -50,6 +50,13 @@ export function postEntry<T = Accepted>(baseUrl: string, body: unknown, headers:
   });
 }
 
+/** POST /api/entries that must be accepted: the 202 body, or an error saying what came back. */
+export async function acceptEntry(baseUrl: string, author: string, message: string): Promise<Accepted> {
+  const answer = await postEntry(baseUrl, { author, message });
+  if (answer.status !== 202) throw new Error(`POST /api/entries answered ${answer.status}: ${answer.text}`);
+  return answer.body;
+}
+
 export interface EntryView {
   status: 'persisted' | 'queued' | 'processing' | 'failed';
   id: string;

@@ -1,0 +1,126 @@
+/**
+ * The containers the benchmark adds next to the compose stack, all from images the stack already
+ * uses and all removed by `removeAll`:
+ * - probes: scripts from probes/ run once in the app image on the backend network, with the
+ *   worker's own environment (the queue and database ceilings);
+ * - the proxy ceiling: three bare node:http servers named web1, web2 and web3 on a network of
+ *   their own, behind an nginx running the project's nginx.conf without its per-connection rate
+ *   limit (a bare server answers faster than 100 requests/s per connection), on loopback;
+ * - a one-replica nginx: the project's nginx.conf with web2 and web3 taken out of the upstream,
+ *   on the stack's edge network, published on loopback (the scaling comparison).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { containerId, PROJECT, REPO_ROOT } from '../support/index.ts';
+import { docker } from '../support/running-stack.ts';
+
+const LABEL = `inflow.bench=${PROJECT}`;
+const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');
+const NGINX_CONF = join(REPO_ROOT, 'nginx.conf');
+
+interface Inspected {
+  Config: { Image: string; Env: string[] };
+  NetworkSettings: { Networks: Record<string, unknown> };
+}
+
+async function inspect(service: string): Promise<Inspected> {
+  const [info] = JSON.parse(await docker(['inspect', containerId(service)])) as [Inspected];
+  return info;
+}
+
+/** The network of `service` whose name ends with `suffix` (compose prefixes the project name). */
+async function networkOf(service: string, suffix: string): Promise<string> {
+  const name = Object.keys((await inspect(service)).NetworkSettings.Networks).find((network) => network.endsWith(suffix));
+  if (name === undefined) throw new Error(`${service} is on no network named *${suffix}`);
+  return name;
+}
+
+/** Runs probes/<script> in the worker's image and environment; returns the JSON line it prints. */
+export async function runProbe<T>(script: string, args: readonly (string | number)[]): Promise<T> {
+  const worker = await inspect('worker');
+  const env = worker.Config.Env.filter((variable) => /^(REDIS_|DB_|WORKER_CONCURRENCY=)/.test(variable));
+  const stdout = await docker([
+    'run', '--rm', '--label', LABEL,
+    '--network', await networkOf('worker', '_backend'),
+    ...env.flatMap((variable) => ['-e', variable]),
+    '-e', 'LOG_LEVEL=warn',
+    '-v', `${PROBES}:/app/bench:ro`,
+    '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
+    worker.Config.Image, 'node', `bench/${script}`, ...args.map(String),
+  ]);
+  const line = stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(line) as T;
+}
+
+async function runDetached(args: readonly string[]): Promise<string> {
+  return (await docker(['run', '-d', '--label', LABEL, ...args])).trim();
+}
+
+/** Waits until `url` answers 200, or throws. */
+async function waitAnswering(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+    if (response?.status === 200) return;
+    await sleep(250);
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+}
+
+/**
+ * The project's nginx.conf, changed only as asked, written to a temporary file: `oneReplica`
+ * leaves web1 alone in the upstream; `noRateLimit` drops the limit_req and limit_conn lines.
+ */
+function nginxConf(change: { oneReplica?: boolean; noRateLimit?: boolean }): string {
+  let conf = readFileSync(NGINX_CONF, 'utf8');
+  if (change.oneReplica === true) {
+    conf = conf.replace(/^\s*server web[23]:8080[^\n]*\n/gm, '');
+    if (/server web[23]:/.test(conf) || !/server web1:8080/.test(conf)) throw new Error('nginx.conf: could not reduce the upstream to web1');
+  }
+  if (change.noRateLimit === true) {
+    conf = conf.replace(/^\s*limit_(req|conn)(_status)? [^\n]*\n/gm, '');
+    if (/^\s*limit_(req|conn) /m.test(conf)) throw new Error('nginx.conf: could not remove the rate limit');
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'inflow-bench-')), 'nginx.conf');
+  writeFileSync(file, conf);
+  return file;
+}
+
+/** The proxy ceiling: nginx (the project's nginx.conf, no rate limit) in front of three bare node:http servers. */
+export async function startProxyCeiling(port: number): Promise<string> {
+  const [worker, nginx] = await Promise.all([inspect('worker'), inspect('nginx')]);
+  const network = `${PROJECT}-bench-ceiling`;
+  await docker(['network', 'create', '--label', LABEL, network]);
+  for (const name of ['web1', 'web2', 'web3']) {
+    await runDetached([
+      '--network', network, '--network-alias', name, '-e', `INSTANCE_ID=bare-${name}`,
+      '-v', `${PROBES}:/app/bench:ro`, '--read-only', '--cap-drop', 'ALL',
+      worker.Config.Image, 'node', 'bench/bare-server.ts',
+    ]);
+  }
+  const conf = nginxConf({ noRateLimit: true });
+  await runDetached(['--network', network, '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitAnswering(`${url}/api/instance`);
+  return url;
+}
+
+/** The stack's nginx configuration with one replica (web1) in the upstream, on the stack's network. */
+export async function startOneReplicaNginx(port: number): Promise<string> {
+  const nginx = await inspect('nginx');
+  const conf = nginxConf({ oneReplica: true });
+  await runDetached(['--network', await networkOf('nginx', '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitAnswering(`${url}/api/instance`);
+  return url;
+}
+
+/** Removes every container and network the benchmark started for this project. */
+export async function removeAll(): Promise<void> {
+  const ids = (await docker(['ps', '-aq', '--filter', `label=${LABEL}`])).split('\n').filter(Boolean);
+  if (ids.length > 0) await docker(['rm', '-f', ...ids]);
+  const networks = (await docker(['network', 'ls', '-q', '--filter', `label=${LABEL}`])).split('\n').filter(Boolean);
+  if (networks.length > 0) await docker(['network', 'rm', ...networks]);
+}
