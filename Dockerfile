@@ -45,20 +45,26 @@ COPY --from=build /app/apps/api/package.json ./apps/api/
 COPY --from=build /app/apps/api/dist ./apps/api/dist
 COPY --from=build /app/apps/worker/package.json ./apps/worker/
 COPY --from=build /app/apps/worker/dist ./apps/worker/dist
-COPY deploy/node/healthcheck.mjs ./
+COPY deploy/node/healthcheck.sh ./
 USER node
-# fetch is built into Node: no curl in the image. Compose probes /readyz the same way.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["node", "healthcheck.mjs"]
+# No curl in the image: the probe is bash alone (see the script). Compose probes /readyz the same way.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["bash", "healthcheck.sh"]
 
 # worker: consumes the queue; health, readiness and metrics on HEALTH_PORT.
 FROM runtime AS worker
 ENV HEALTH_PORT=8081
 EXPOSE 8081
 # Exec form: SIGTERM goes straight to node (no shell in between), so the graceful shutdown runs.
-CMD ["node", "apps/worker/dist/main.js"]
+# --max-semi-space-size: see the api stage.
+CMD ["node", "--max-semi-space-size=8", "apps/worker/dist/main.js"]
 
 # api: the HTTP API on PORT. Last stage, so it is what a plain `docker build` produces.
 FROM runtime AS api
 ENV PORT=8080
 EXPOSE 8080
-CMD ["node", "apps/api/dist/main.js"]
+# V8 sizes its young generation from the memory it sees: on a host with 24 GiB and no container
+# limit it grows each semi-space to 64 MiB, and the process keeps that memory. 8 MiB holds the
+# garbage of thousands of requests in flight; measured under load (npm run bench; README,
+# Performance): RSS 316 → 226 MiB for one API process, 250 → 151 MiB for the worker, at the same
+# throughput.
+CMD ["node", "--max-semi-space-size=8", "apps/api/dist/main.js"]

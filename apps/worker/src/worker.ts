@@ -19,8 +19,8 @@ export interface EntryWorkerOptions {
 /** A BullMQ Worker on the entries queue whose jobs are written in batches. */
 export function createEntryWorker(options: EntryWorkerOptions): Worker {
   const repository = new EntriesRepository(options.database.db);
-  // A batch never waits longer than a couple of milliseconds: at low load each entry is written
-  // at once, at high load the concurrent jobs share one INSERT.
+  // At low load each entry is written at once; at high load the jobs that arrive while an INSERT
+  // commits share the next one (entry-batcher.ts).
   const { metrics } = options;
   const insertMany = async (rows: Parameters<typeof repository.insertMany>[0]) => {
     const startedAt = performance.now();
@@ -28,10 +28,7 @@ export function createEntryWorker(options: EntryWorkerOptions): Worker {
     metrics.batchWritten(rows.length, (performance.now() - startedAt) / 1000);
     return inserted;
   };
-  const batcher = new EntryBatcher(insertMany, {
-    maxBatch: Math.min(options.concurrency, 100),
-    maxWaitMs: 2,
-  });
+  const batcher = new EntryBatcher(insertMany, { maxBatch: 100, maxConcurrentWrites: 2 });
   const worker = new Worker(
     ENTRIES_QUEUE,
     createEntryProcessor({ batcher, metrics, instanceId: options.instanceId, logger: options.logger.child({ module: 'consumer' }) }),

@@ -1,6 +1,6 @@
 /**
  * The batcher against a real PostgreSQL (a throwaway server from the test harness, with the real
- * init.sql schema): grouping, per-row failure isolation and redelivery handling.
+ * init.sql schema): group commit, per-row failure isolation and redelivery handling.
  */
 import { randomUUID } from 'node:crypto';
 import { startPostgres } from '@inflow/tests/support';
@@ -23,14 +23,24 @@ const database = createDatabase(dbConfig, logger);
 t.teardown(() => database.close());
 const repository = new EntriesRepository(database.db);
 
-/** A batcher whose INSERTs are recorded: the size of each statement, in order. */
-function recordingBatcher(options: { maxBatch: number; maxWaitMs: number }) {
+/**
+ * A batcher whose INSERTs are recorded: the size of each statement, in order, and the most that
+ * were in flight at once.
+ */
+function recordingBatcher(options: { maxBatch: number; maxConcurrentWrites: number }) {
   const batches: number[] = [];
+  const inFlight = { now: 0, most: 0 };
   const batcher = new EntryBatcher(async (rows) => {
     batches.push(rows.length);
-    return repository.insertMany(rows);
+    inFlight.now += 1;
+    inFlight.most = Math.max(inFlight.most, inFlight.now);
+    try {
+      return await repository.insertMany(rows);
+    } finally {
+      inFlight.now -= 1;
+    }
   }, options);
-  return { batcher, batches };
+  return { batcher, batches, inFlight };
 }
 
 let serial = 0;
@@ -54,18 +64,18 @@ async function countRows(ids: readonly string[]): Promise<number> {
 
 t.test('options are checked', async (t) => {
   const insert = () => Promise.resolve([]);
-  t.throws(() => new EntryBatcher(insert, { maxBatch: 0, maxWaitMs: 1 }), RangeError);
-  t.throws(() => new EntryBatcher(insert, { maxBatch: 1.5, maxWaitMs: 1 }), RangeError);
-  t.throws(() => new EntryBatcher(insert, { maxBatch: 1, maxWaitMs: -1 }), RangeError);
-  t.throws(() => new EntryBatcher(insert, { maxBatch: 1, maxWaitMs: Number.NaN }), RangeError);
+  t.throws(() => new EntryBatcher(insert, { maxBatch: 0, maxConcurrentWrites: 1 }), RangeError);
+  t.throws(() => new EntryBatcher(insert, { maxBatch: 1.5, maxConcurrentWrites: 1 }), RangeError);
+  t.throws(() => new EntryBatcher(insert, { maxBatch: 1, maxConcurrentWrites: 0 }), RangeError);
+  t.throws(() => new EntryBatcher(insert, { maxBatch: 1, maxConcurrentWrites: Number.NaN }), RangeError);
   t.same(await repository.insertMany([]), [], 'an empty insert is no statement');
 });
 
-t.test('concurrent rows share one INSERT', async (t) => {
-  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxWaitMs: 20 });
+t.test('rows that arrive while an INSERT commits share the next one', async (t) => {
+  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxConcurrentWrites: 1 });
   const rows = Array.from({ length: 10 }, () => row());
   const outcomes = await Promise.all(rows.map((r) => batcher.persist(r)));
-  t.same(batches, [10], 'one statement for ten rows');
+  t.same(batches, [1, 9], 'the first row at once, the nine that came meanwhile in one statement');
   for (const outcome of outcomes) t.match(outcome, { inserted: true, queueLatencyMs: Number });
   t.equal(await countRows(rows.map((r) => r.id)), 10);
   const stored = await pg.query<{ author: string; persisted_by: string }>('SELECT author, persisted_by FROM entries WHERE id = $1', [rows[3]?.id]);
@@ -73,16 +83,26 @@ t.test('concurrent rows share one INSERT', async (t) => {
 });
 
 t.test('a batch never exceeds maxBatch', async (t) => {
-  const { batcher, batches } = recordingBatcher({ maxBatch: 4, maxWaitMs: 50 });
+  const { batcher, batches } = recordingBatcher({ maxBatch: 4, maxConcurrentWrites: 1 });
   const rows = Array.from({ length: 10 }, () => row());
   const outcomes = await Promise.all(rows.map((r) => batcher.persist(r)));
-  t.same(batches, [4, 4, 2], 'full batches go at once, the rest after maxWaitMs');
+  t.same(batches, [1, 4, 4, 1]);
   t.equal(outcomes.filter((o) => o.inserted).length, 10);
   t.equal(await countRows(rows.map((r) => r.id)), 10);
 });
 
-t.test('rows that arrive apart are written apart, each within maxWaitMs', async (t) => {
-  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxWaitMs: 5 });
+t.test('no more than maxConcurrentWrites INSERTs run at once', async (t) => {
+  const { batcher, batches, inFlight } = recordingBatcher({ maxBatch: 3, maxConcurrentWrites: 2 });
+  const rows = Array.from({ length: 30 }, () => row());
+  const outcomes = await Promise.all(rows.map((r) => batcher.persist(r)));
+  t.equal(inFlight.most, 2, 'two in flight, never more');
+  t.ok(batches.every((size) => size <= 3), `statements of at most 3 rows: ${batches.join(', ')}`);
+  t.equal(outcomes.filter((o) => o.inserted).length, 30);
+  t.equal(await countRows(rows.map((r) => r.id)), 30);
+});
+
+t.test('rows that arrive apart are written apart, at once', async (t) => {
+  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxConcurrentWrites: 2 });
   for (let i = 0; i < 3; i += 1) {
     const startedAt = performance.now();
     t.match(await batcher.persist(row()), { inserted: true });
@@ -92,7 +112,9 @@ t.test('rows that arrive apart are written apart, each within maxWaitMs', async 
 });
 
 t.test('a bad row in a batch fails only its own promise', async (t) => {
-  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxWaitMs: 20 });
+  const { batcher, batches } = recordingBatcher({ maxBatch: 100, maxConcurrentWrites: 1 });
+  // Holds the write slot, so that the next six rows go as one batch.
+  const opener = batcher.persist(row());
   const good = Array.from({ length: 4 }, () => row());
   // Bypasses the payload schema on purpose: the database's CHECK constraints are the last guard.
   const tooLong = row({ author: 'a'.repeat(81) });
@@ -104,14 +126,15 @@ t.test('a bad row in a batch fails only its own promise', async (t) => {
   for (const r of good) t.match(byId.get(r.id), { status: 'fulfilled', value: { inserted: true } }, 'a good row is written');
   t.match(byId.get(tooLong.id), { status: 'rejected', reason: { code: '23514' } }, 'the check violation is its own');
   t.match(byId.get(nul.id), { status: 'rejected', reason: { code: '22021' } }, 'the NUL byte is its own');
-  t.equal(batches[0], 6, 'tried together first');
-  t.same(batches.slice(1), [1, 1, 1, 1, 1, 1], 'then one by one');
+  t.match(await opener, { inserted: true });
+  t.equal(batches[1], 6, 'tried together first');
+  t.same(batches.slice(2), [1, 1, 1, 1, 1, 1], 'then one by one');
   t.equal(await countRows(good.map((r) => r.id)), 4);
   t.equal(await countRows([tooLong.id, nul.id]), 0);
 });
 
 t.test('redelivered rows resolve inserted:false and are not written twice', async (t) => {
-  const { batcher } = recordingBatcher({ maxBatch: 100, maxWaitMs: 10 });
+  const { batcher } = recordingBatcher({ maxBatch: 100, maxConcurrentWrites: 1 });
   const first = row();
   t.match(await batcher.persist(first), { inserted: true });
 
@@ -129,7 +152,7 @@ t.test('redelivered rows resolve inserted:false and are not written twice', asyn
 });
 
 t.test('queueLatencyMs is persisted_at minus created_at', async (t) => {
-  const { batcher } = recordingBatcher({ maxBatch: 10, maxWaitMs: 1 });
+  const { batcher } = recordingBatcher({ maxBatch: 10, maxConcurrentWrites: 1 });
   const acceptedAt = new Date(Date.now() - 1_500);
   const outcome: PersistOutcome = await batcher.persist(row({ created_at: acceptedAt }));
   t.ok(outcome.inserted);
@@ -144,7 +167,7 @@ t.test('when the database is unreachable every promise rejects (no hang)', async
   const unreachable = createDatabase({ ...dbConfig, port: 1 }, logger);
   t.teardown(() => unreachable.close());
   const offline = new EntriesRepository(unreachable.db);
-  const batcher = new EntryBatcher((rows) => offline.insertMany(rows), { maxBatch: 100, maxWaitMs: 5 });
+  const batcher = new EntryBatcher((rows) => offline.insertMany(rows), { maxBatch: 100, maxConcurrentWrites: 2 });
   const settled = await Promise.allSettled([batcher.persist(row()), batcher.persist(row()), batcher.persist(row())]);
   for (const result of settled) t.match(result, { status: 'rejected', reason: { code: 'ECONNREFUSED' } });
 });

@@ -1,7 +1,7 @@
 import { describeIssue, entryIdSchema, newEntrySchema, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
-import { v7 as uuidv7 } from 'uuid';
 import { HttpError, idempotencyKeyReused, invalidField, notFound, serviceUnavailable } from '../http/errors.ts';
 import { decodeCursor, encodeCursor, type Cursor } from './cursor.ts';
+import { newEntryId } from './entry-id.ts';
 import type { EntriesRepository } from './entries.repository.ts';
 import { toEntry } from './entries.repository.ts';
 import type { EntryQueue } from './entries.queue.ts';
@@ -65,7 +65,7 @@ export class EntriesService {
       throw invalidField(field, message);
     }
     const entry: EntryJob = {
-      id: uuidv7(),
+      id: newEntryId(),
       author: parsed.data.author,
       message: parsed.data.message,
       acceptedBy: this.#instanceId,
