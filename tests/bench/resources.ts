@@ -3,8 +3,8 @@
  * Docker host (the benchmark runs there, as root, like the chaos suite) rather than through
  * `docker stats`, whose every sample costs the engine a second of CPU on a 2-core machine:
  * - CPU: the container's cgroup CPU time, as a share of one core between samples, and on average;
- * - memory: the cgroup's anonymous memory (its processes' RSS without the page cache), and for the
- *   node services the resident set size of the node process itself, which the targets are about.
+ * - memory: the cgroup's anonymous memory (its processes' RSS without the page cache), which the
+ *   targets are about, and for the node services the node process's own resident set size.
  * cgroup v1 (Docker's cgroupfs driver) and v2 (the systemd driver) are both understood.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,13 +12,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { containerId, SERVICES } from '../support/index.ts';
 
 export interface ServiceUsage {
-  /** Highest cgroup anonymous memory seen, MiB. */
+  /**
+   * The container's memory (its cgroup's anonymous memory: what its processes hold, without the
+   * page cache and without the node binary's shared pages), highest seen and at the end, MiB.
+   */
   peakMemoryMiB: number;
+  endMemoryMiB?: number;
   /** Highest CPU use between two samples, % of one core. */
   peakCpuPercent: number;
   /** CPU use over the whole run, % of one core. */
   averageCpuPercent: number;
-  /** Node services: highest RSS of the node process seen, and at the end of the run, MiB. */
+  /** Node services: the node process's resident set (including the binary's pages), MiB. */
   peakRssMiB?: number;
   endRssMiB?: number;
 }
@@ -75,6 +79,18 @@ function nodeRssBytes(cgroup: CgroupFiles): number | undefined {
   return undefined;
 }
 
+/**
+ * CPU seconds the whole machine has been busy since boot (/proc/stat: every state but idle and
+ * iowait), and the share of it this process (the load generator) used.
+ */
+export function machineCpuSeconds(): { machine: number; loadGenerator: number } {
+  const fields = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  const usage = process.cpuUsage();
+  // /proc/stat counts in USER_HZ, 100 per second on Linux.
+  return { machine: (user + nice + system + irq + softirq + steal) / 100, loadGenerator: (usage.user + usage.system) / 1e6 };
+}
+
 export interface ResourceSampler {
   /** CPU seconds each service has used since sampling began, read now. */
   cpuSeconds(): Record<string, number>;
@@ -107,7 +123,8 @@ export function sampleResources(intervalMs = 500): ResourceSampler {
         }
         last.set(service, { cpuNs, at: now });
         entry.averageCpuPercent = Math.round(((used.get(service) ?? 0) / 1e6 / (now - startedAt)) * 100);
-        entry.peakMemoryMiB = Math.max(entry.peakMemoryMiB, Math.round(cgroup.anonBytes() / MIB));
+        entry.endMemoryMiB = Math.round(cgroup.anonBytes() / MIB);
+        entry.peakMemoryMiB = Math.max(entry.peakMemoryMiB, entry.endMemoryMiB);
         if (NODE_SERVICES.has(service)) {
           const rss = nodeRssBytes(cgroup);
           if (rss !== undefined) {

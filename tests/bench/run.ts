@@ -22,7 +22,7 @@ import { BASE_URL, containerId, down, PROJECT, REPO_ROOT, up, waitHealthy } from
 import { removeAll } from './containers.ts';
 import { drainBacklog, measureAccept, measureCeilings, measureEndToEnd, measureReads, measureScaling, PLANS, queueBacklog } from './measure.ts';
 import { markdown, targets, type CpuByStep, type Results } from './report.ts';
-import { sampleResources, type ResourceSampler } from './resources.ts';
+import { machineCpuSeconds, sampleResources, type ResourceSampler } from './resources.ts';
 
 const { values } = parseArgs({
   options: { smoke: { type: 'boolean', default: false }, reuse: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },
@@ -41,10 +41,18 @@ async function step<T>(key: string, name: string, measure: () => Promise<T>, sam
   say(name);
   const startedAt = Date.now();
   const before = sampler.cpuSeconds();
+  const machineBefore = machineCpuSeconds();
   const result = await measure();
+  const machineAfter = machineCpuSeconds();
   const after = sampler.cpuSeconds();
   const seconds = Math.round((Date.now() - startedAt) / 100) / 10;
-  cpu[key] = { seconds, containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, Math.round((used - (before[service] ?? 0)) * 100) / 100])) };
+  const rounded = (value: number) => Math.round(value * 100) / 100;
+  cpu[key] = {
+    seconds,
+    containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, rounded(used - (before[service] ?? 0))])),
+    loadGenerator: rounded(machineAfter.loadGenerator - machineBefore.loadGenerator),
+    machine: rounded(machineAfter.machine - machineBefore.machine),
+  };
   say(`  done in ${Math.round(seconds)} s`);
   return result;
 }
@@ -58,7 +66,8 @@ async function versions(): Promise<Record<string, string>> {
   const first = async (args: readonly string[]) => (await docker(args)).trim().split('\n')[0] ?? '';
   return {
     node: await first(['exec', containerId('web1'), 'node', '--version']),
-    nginx: (await docker(['exec', containerId('nginx'), 'nginx', '-v']).catch((error: unknown) => String(error))).trim() || 'see stderr',
+    // nginx -v prints to stderr.
+    nginx: await first(['exec', containerId('nginx'), 'sh', '-c', 'nginx -v 2>&1']),
     redis: await first(['exec', containerId('redis'), 'redis-server', '--version']),
     postgres: (await psql('SHOW server_version'))[0]?.[0] ?? '',
     bullmq: packageVersion('bullmq'),
