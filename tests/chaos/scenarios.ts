@@ -19,7 +19,7 @@ import {
 } from '../support/running-stack.ts';
 import { crashProcess, dockerKill, dockerStart, sample, waitInRotation } from './harness.ts';
 import { Load, type Attempt, type LoadOptions } from './load.ts';
-import { reconcile, type ScenarioResult } from './verify.ts';
+import { reconcile, withFindings, type ScenarioResult } from './verify.ts';
 
 export interface Context {
   /** Unique per run, so that the authors (and so the rows) of a run are its own. */
@@ -137,7 +137,7 @@ const killReplica: Scenario = {
     await waitDrained(author, accepted(load));
     const result = await reconcile(this, load, author, { postError: isStatus(502, 503), inFlightAllowed: true }, startedAt);
     if (result.failedGets > 0) problems.push(`${result.failedGets} GETs failed`);
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 
@@ -167,7 +167,7 @@ const rollingRestart: Scenario = {
     await load.stop();
     await waitDrained(author, accepted(load));
     const result = await reconcile(this, load, author, {}, startedAt);
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 
@@ -202,7 +202,7 @@ const workerStopped: Scenario = {
     notes.push(`backlog drained ${seconds(Date.now() - restartedAt)} after the worker started; queue then ${JSON.stringify(drained)}`);
     if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
     const result = await reconcile(this, load, author, {}, startedAt);
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 
@@ -276,7 +276,7 @@ const redisRestart: Scenario = {
       },
       startedAt,
     );
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 
@@ -328,7 +328,7 @@ const postgresRestart: Scenario = {
       },
       startedAt,
     );
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 
@@ -376,7 +376,7 @@ const wholeStack: Scenario = {
     if (earlier.length > 0) notes.push(`all ${earlierAccepted} entries accepted by the earlier scenarios are still persisted, once each`);
 
     const result = await reconcile(this, load, author, {}, startedAt);
-    return { ...result, notes: [...notes, ...result.notes], problems: [...result.problems, ...problems], passed: result.passed && problems.length === 0 };
+    return withFindings(result, notes, problems);
   },
 };
 

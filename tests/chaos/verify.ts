@@ -151,3 +151,16 @@ export async function reconcile(
     passed: problems.length === 0,
   };
 }
+
+/**
+ * A scenario's result with what the scenario itself noted and found wrong (fault timings, exit
+ * codes) besides the reconciliation's own notes and problems; any problem fails the scenario.
+ */
+export function withFindings(result: ScenarioResult, notes: readonly string[], problems: readonly string[]): ScenarioResult {
+  return {
+    ...result,
+    notes: [...notes, ...result.notes],
+    problems: [...result.problems, ...problems],
+    passed: result.passed && problems.length === 0,
+  };
+}

@@ -3,7 +3,7 @@
  * node:http (for what fetch will not send: no Content-Type, a body sent in pieces), and polling
  * for an entry's status.
  */
-import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { waitFor } from './wait.ts';
 
 export interface HttpResult<T = unknown> {
@@ -109,6 +109,18 @@ export interface RawResult {
   text: string;
 }
 
+/** The whole response: status, headers and the body as text. */
+function readAll(res: IncomingMessage): Promise<RawResult> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () => {
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+    });
+    res.on('error', reject);
+  });
+}
+
 /**
  * One request over its own connection (no keep-alive pool), with exactly the headers given:
  * fetch always adds a Content-Type to a string body, this does not.
@@ -119,12 +131,7 @@ export function rawRequest(
 ): Promise<RawResult> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', reject);
+      readAll(res).then(resolve, reject);
     });
     req.on('error', reject);
     req.end(options.body);
@@ -148,12 +155,7 @@ export function slowPost(url: string, body: string, headers: Record<string, stri
   });
   const response = new Promise<RawResult>((resolve, reject) => {
     req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', reject);
+      readAll(res).then(resolve, reject);
     });
     req.on('error', reject);
   });

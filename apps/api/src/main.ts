@@ -1,8 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { once } from 'node:events';
-import { Server as NetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -21,12 +18,10 @@ import { EntriesRepository } from './entries/entries.repository.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
-import { clientErrorHandler } from './http/client-error.ts';
+import { startHttpServer } from './http/server.ts';
 
 // How long main waits for Redis and PostgreSQL before it listens anyway.
 const STARTUP_WAIT_MS = 15_000;
-// How long a draining API keeps its idle keep-alive connections (see the "drain http" step).
-const DRAIN_IDLE_MS = 2_000;
 
 const config = loadConfigOrExit(() => loadApiConfig(process.env), 'api');
 const logger = createLogger({ service: 'api', instanceId: config.instanceId, level: config.logLevel });
@@ -83,58 +78,24 @@ for (;;) {
   await sleep(200);
 }
 
-const server = app.listen(config.port);
-server.on('clientError', clientErrorHandler(config.instanceId));
-// nginx keeps idle upstream connections open for 60 s (keepalive_timeout in nginx.conf). Node
-// must keep them longer, or nginx reuses a socket Node just closed and answers 502.
-// https://github.com/nodejs/node/issues/27363
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 66_000;
-await once(server, 'listening');
-logger.info({ port: config.port, version }, 'api listening');
-
-// The responses not yet sent. closeIdleConnections() only closes the connections idle at that
-// moment: a keep-alive connection (nginx's upstream pool) busy with a request would stay open
-// after its response, for keepAliveTimeout, and hold the shutdown past its deadline.
-const unsent = new Set<ServerResponse>();
-server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-  if (liveness.draining) res.shouldKeepAlive = false;
-  unsent.add(res);
-  // 'close', not 'finish': an event stream the client left never finishes.
-  res.once('close', () => unsent.delete(res));
+const http = await startHttpServer({
+  app,
+  port: config.port,
+  instanceId: config.instanceId,
+  liveness,
+  // Event streams never end by themselves: end them, or the drain waits for ever. The browsers
+  // reconnect through nginx to another replica and reconcile.
+  onDrain: () => {
+    events.endStreams();
+  },
 });
+logger.info({ port: config.port, version }, 'api listening');
 
 const shutdown = createShutdown(
   [
-    {
-      // Stop taking connections; requests already in flight finish, keep-alive peers are told
-      // to close (see app.ts), and nginx sends new requests to the other replicas.
-      name: 'drain http',
-      run: () =>
-        new Promise<void>((resolve, reject) => {
-          liveness.draining = true;
-          // Requests in flight answer with "Connection: close", so their connections end with them.
-          for (const res of unsent) if (!res.headersSent) res.shouldKeepAlive = false;
-          // Stop listening: a new connection is refused, and nginx tries the next replica (safe
-          // for a POST too: nothing was sent). net's close, not http's: http's also closes the
-          // idle keep-alive connections at once, and one that nginx picks from its pool at that
-          // very moment takes a request with it; nginx does not replay a POST it sent, so the
-          // client would get a 502. Idle connections stay open for DRAIN_IDLE_MS instead: nginx
-          // either uses one (its answer says "Connection: close", so it ends race-free) or, once
-          // the refused connections have taken this replica out of rotation, leaves it alone.
-          const idleTimer = setTimeout(() => {
-            server.closeIdleConnections();
-          }, DRAIN_IDLE_MS);
-          NetServer.prototype.close.call(server, (error?: Error) => {
-            clearTimeout(idleTimer);
-            if (error) reject(error);
-            else resolve();
-          });
-          // Event streams never end by themselves: end them, or server.close() waits for ever.
-          // The browsers reconnect through nginx to another replica and reconcile.
-          events.endStreams();
-        }),
-    },
+    // Stop taking connections; requests already in flight finish, keep-alive peers are told to
+    // close, and nginx sends new requests to the other replicas (http/server.ts).
+    { name: 'drain http', run: () => http.drain() },
     { name: 'close queue events', run: () => events.close() },
     { name: 'close queue', run: () => queue.close() },
     { name: 'close redis', run: async () => {
