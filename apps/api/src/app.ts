@@ -32,7 +32,7 @@ export interface AppDependencies {
   publicDir?: string;
 }
 
-/** Builds the Express app. Listening, signals and shutdown belong to main.ts. */
+/** Builds the Express app. Listening and draining belong to http/server.ts, signals and shutdown to main.ts. */
 export function createApp(deps: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
