@@ -12,8 +12,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { containerId, PROJECT, REPO_ROOT } from '../support/index.ts';
+import { containerId, PROJECT, REPO_ROOT, waitFor } from '../support/index.ts';
 import { docker } from '../support/running-stack.ts';
 
 const LABEL = `inflow.bench=${PROJECT}`;
@@ -30,10 +29,10 @@ async function inspect(service: string): Promise<Inspected> {
   return info;
 }
 
-/** The network of `service` whose name ends with `suffix` (compose prefixes the project name). */
-async function networkOf(service: string, suffix: string): Promise<string> {
-  const name = Object.keys((await inspect(service)).NetworkSettings.Networks).find((network) => network.endsWith(suffix));
-  if (name === undefined) throw new Error(`${service} is on no network named *${suffix}`);
+/** The network of an inspected container whose name ends with `suffix` (compose prefixes the project name). */
+function networkOf(container: Inspected, suffix: string): string {
+  const name = Object.keys(container.NetworkSettings.Networks).find((network) => network.endsWith(suffix));
+  if (name === undefined) throw new Error(`${container.Config.Image} container is on no network named *${suffix}`);
   return name;
 }
 
@@ -43,7 +42,7 @@ export async function runProbe<T>(script: string, args: readonly (string | numbe
   const env = worker.Config.Env.filter((variable) => /^(REDIS_|DB_|WORKER_CONCURRENCY=)/.test(variable));
   const stdout = await docker([
     'run', '--rm', '--label', LABEL,
-    '--network', await networkOf('worker', '_backend'),
+    '--network', networkOf(worker, '_backend'),
     ...env.flatMap((variable) => ['-e', variable]),
     '-e', 'LOG_LEVEL=warn',
     '-v', `${PROBES}:/app/bench:ro`,
@@ -59,14 +58,12 @@ async function runDetached(args: readonly string[]): Promise<string> {
 }
 
 /** Waits until `url` answers 200, or throws. */
-async function waitAnswering(url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-    if (response?.status === 200) return;
-    await sleep(250);
-  }
-  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+async function waitAnswering(url: string): Promise<void> {
+  await waitFor(async () => (await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined))?.status === 200, {
+    timeoutMs: 60_000,
+    what: `${url} to answer 200`,
+    intervalMs: 250,
+  });
 }
 
 /**
@@ -111,7 +108,7 @@ export async function startProxyCeiling(port: number): Promise<string> {
 export async function startOneReplicaNginx(port: number): Promise<string> {
   const nginx = await inspect('nginx');
   const conf = nginxConf({ oneReplica: true });
-  await runDetached(['--network', await networkOf('nginx', '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
+  await runDetached(['--network', networkOf(nginx, '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
   const url = `http://127.0.0.1:${port}`;
   await waitAnswering(`${url}/api/instance`);
   return url;

@@ -91,15 +91,9 @@ export async function settle(author: string, acceptedIds: readonly string[]): Pr
   };
 }
 
-async function accept(url: string, author: string, connections: number, plan: Plan, amount?: number): Promise<AcceptRun> {
-  const { figures, acceptedIds } = await postEntries({
-    url,
-    path: '/api/entries',
-    connections,
-    expect: 202,
-    author,
-    ...(amount === undefined ? { durationSeconds: plan.seconds } : { amount }),
-  });
+/** POSTs for the plan's fixed time, then the ledger of what was accepted. */
+async function accept(url: string, author: string, connections: number, plan: Plan): Promise<AcceptRun> {
+  const { figures, acceptedIds } = await postEntries({ url, path: '/api/entries', connections, expect: 202, author, durationSeconds: plan.seconds });
   return { ...figures, ledger: await settle(author, acceptedIds) };
 }
 

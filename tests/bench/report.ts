@@ -3,7 +3,7 @@
  * written to test-results/bench.md, next to bench.json).
  */
 import { cpus } from 'node:os';
-import type { LoadFigures } from './load.ts';
+import { round, type LoadFigures } from './load.ts';
 import type { AcceptRun, Ceilings, Drain, EndToEnd, Ledger, Scaling } from './measure.ts';
 import type { ServiceUsage } from './resources.ts';
 
@@ -41,7 +41,7 @@ export interface Target {
 
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
 const errorCount = (figures: LoadFigures): number => sum(Object.values(figures.errors));
-const ratio = (a: number, b: number): number => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
+const ratio = (a: number, b: number): number => (b > 0 ? round(a / b, 2) : 0);
 
 export function targets(results: Results): Target[] {
   const loads = [...results.accept, results.reads, results.endToEnd.submit, results.drain.submit, results.scaling.oneReplica, results.scaling.threeReplicas];
@@ -96,7 +96,7 @@ function loadRow(name: string, figures: LoadFigures, reference?: number): string
   return `| ${name} | ${figures.connections} | ${figures.requests} | ${figures.requestsPerSecond} | ${figures.latencyMs.p50} | ${figures.latencyMs.p99} | ${figures.latencyMs.max} | ${errorsText(figures)} | ${share} |`;
 }
 
-const perEntryMs = (cpuSeconds: number | undefined, entries: number): number => Math.round(((cpuSeconds ?? 0) * 1000 * 100) / entries) / 100;
+const perEntryMs = (cpuSeconds: number | undefined, entries: number): number => round(((cpuSeconds ?? 0) * 1000) / entries, 2);
 
 const ledgerText = (ledger: Ledger): string =>
   `${ledger.accepted} accepted (202 read), ${ledger.persisted} persisted, ${ledger.lost} lost, ${ledger.duplicated} duplicated, ${ledger.unacknowledged} in flight when the load stopped`;
@@ -149,8 +149,8 @@ export function markdown(results: Results, verdicts: readonly Target[], meta: Re
     `| measurement | seconds | ${services.join(' | ')} | all containers | load generator | rest of the host (docker-proxy, dockerd, kernel) | machine busy |`,
     `|${' --- |'.repeat(services.length + 6)}`,
     ...Object.entries(results.cpu).map(([step, { seconds, containers, loadGenerator, machine }]) => {
-      const total = Math.round(services.reduce((sum, service) => sum + (containers[service] ?? 0), 0) * 10) / 10;
-      const rest = Math.round((machine - total - loadGenerator) * 10) / 10;
+      const total = round(sum(services.map((service) => containers[service] ?? 0)), 1);
+      const rest = round(machine - total - loadGenerator, 1);
       const busy = `${machine} (${Math.round((machine / seconds / cpus().length) * 100)} %)`;
       return `| ${step} | ${seconds} | ${services.map((service) => containers[service] ?? 0).join(' | ')} | ${total} | ${loadGenerator} | ${rest} | ${busy} |`;
     }),

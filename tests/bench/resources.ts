@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { containerId, SERVICES } from '../support/index.ts';
+import { round } from './load.ts';
 
 export interface ServiceUsage {
   /**
@@ -155,7 +156,7 @@ export function sampleResources(intervalMs = 500): ResourceSampler {
   return {
     cpuSeconds: () => {
       read();
-      return Object.fromEntries([...used].map(([service, ns]) => [service, Math.round(ns / 1e7) / 100]));
+      return Object.fromEntries([...used].map(([service, ns]) => [service, round(ns / 1e9, 2)]));
     },
     stop: () => (stopped ??= stop()),
   };

@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { docker, psql, resolveContainers } from '../support/running-stack.ts';
 import { BASE_URL, containerId, down, PROJECT, REPO_ROOT, up, waitHealthy } from '../support/index.ts';
 import { removeAll } from './containers.ts';
+import { round } from './load.ts';
 import { drainBacklog, measureAccept, measureCeilings, measureEndToEnd, measureReads, measureScaling, PLANS, queueBacklog } from './measure.ts';
 import { markdown, targets, type CpuByStep, type Results } from './report.ts';
 import { machineCpuSeconds, sampleResources, type ResourceSampler } from './resources.ts';
@@ -45,13 +46,12 @@ async function step<T>(key: string, name: string, measure: () => Promise<T>, sam
   const result = await measure();
   const machineAfter = machineCpuSeconds();
   const after = sampler.cpuSeconds();
-  const seconds = Math.round((Date.now() - startedAt) / 100) / 10;
-  const rounded = (value: number) => Math.round(value * 100) / 100;
+  const seconds = round((Date.now() - startedAt) / 1000, 1);
   cpu[key] = {
     seconds,
-    containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, rounded(used - (before[service] ?? 0))])),
-    loadGenerator: rounded(machineAfter.loadGenerator - machineBefore.loadGenerator),
-    machine: rounded(machineAfter.machine - machineBefore.machine),
+    containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, round(used - (before[service] ?? 0), 2)])),
+    loadGenerator: round(machineAfter.loadGenerator - machineBefore.loadGenerator, 2),
+    machine: round(machineAfter.machine - machineBefore.machine, 2),
   };
   say(`  done in ${Math.round(seconds)} s`);
   return result;
