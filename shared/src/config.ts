@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { DEFAULT_ENTRY_RETRY, type EntryRetryPolicy } from './queue.ts';
 
 /**
  * Configuration is read from the environment once, at start, into a frozen object; nothing
@@ -47,6 +48,26 @@ export interface ApiConfig extends CommonConfig {
   readonly port: number;
   /** Express "trust proxy": the number of proxy hops in front of the API (nginx is one). */
   readonly trustProxyHops: number;
+  /**
+   * Port of the internal ops server: GET /metrics and the detailed GET /readyz (which dependency,
+   * how long it took, why it failed). nginx never proxies it. Default 8081; never PORT.
+   */
+  readonly opsPort: number;
+  /**
+   * Most GET /api/events streams this process serves at once; the next one is answered 503
+   * too_many_streams. Default 200 (see .env.example for why).
+   */
+  readonly eventsMaxStreams: number;
+  /** Retries of an entry whose write failed for an unknown reason (see EntryRetryPolicy). */
+  readonly entryRetry: EntryRetryPolicy;
+  /** How long an Idempotency-Key is remembered: the window in which a retry is recognised. */
+  readonly idempotencyTtlSeconds: number;
+  /**
+   * New entries are refused (503) once Redis uses this share of its maxmemory, in percent. The
+   * rest is the worker's: at maxmemory Redis refuses every BullMQ script, the worker's too, and
+   * the queue could never drain.
+   */
+  readonly queueMemoryLimitPercent: number;
 }
 
 export interface WorkerConfig extends CommonConfig {
@@ -85,6 +106,15 @@ const integer =
   };
 
 const port = integer(1, 65_535);
+
+/** `read`, refusing the value of another variable: two servers of one process need two ports. */
+const differentFrom =
+  <T>(read: Reader<T>, other: { variable: string; value: T }): Reader<T> =>
+  (variable, raw) => {
+    const value = read(variable, raw);
+    if (value === other.value) throw new ConfigError(variable, `must differ from ${other.variable} (both are ${String(value)})`);
+    return value;
+  };
 
 const hostName: Reader<string> = (variable, raw) => {
   const value = required('a host name or IP address')(variable, raw);
@@ -149,10 +179,20 @@ function freeze<T extends object>(config: T): Readonly<T> {
 
 export function loadApiConfig(env: Environment): ApiConfig {
   const read = reader(env);
+  const common = readCommon(env);
+  const httpPort = read('PORT', withDefault(port, 8080));
   return freeze({
-    ...readCommon(env),
-    port: read('PORT', withDefault(port, 8080)),
+    ...common,
+    port: httpPort,
     trustProxyHops: read('TRUST_PROXY_HOPS', withDefault(integer(0, 10), 1)),
+    opsPort: read('OPS_PORT', differentFrom(withDefault(port, 8081), { variable: 'PORT', value: httpPort })),
+    eventsMaxStreams: read('EVENTS_MAX_STREAMS', withDefault(integer(1, 10_000), 200)),
+    entryRetry: {
+      attempts: read('ENTRY_JOB_ATTEMPTS', withDefault(integer(1, 100), DEFAULT_ENTRY_RETRY.attempts)),
+      delayMs: read('ENTRY_RETRY_DELAY_MS', withDefault(integer(10, 600_000), DEFAULT_ENTRY_RETRY.delayMs)),
+    },
+    idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', withDefault(integer(60, 7 * 24 * 3600), 900)),
+    queueMemoryLimitPercent: read('QUEUE_MEMORY_LIMIT_PERCENT', withDefault(integer(10, 95), 80)),
   });
 }
 

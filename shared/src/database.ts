@@ -46,6 +46,9 @@ export function createDatabase(config: DatabaseConfig, logger: Logger): Database
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     statement_timeout: 15_000,
+    // The client's own deadline for an answer: statement_timeout needs a server that runs, and a
+    // server that stopped answering (paused, or behind a dead link) must fail the query too.
+    query_timeout: 20_000,
     application_name: 'inflow',
   });
   pool.on('error', (error) => {

@@ -1,5 +1,6 @@
 export * from './config.ts';
 export * from './database.ts';
+export * from './database-errors.ts';
 export * from './entry.ts';
 export * from './health.ts';
 export * from './lifecycle.ts';

@@ -22,26 +22,44 @@ export const entryJobSchema = z.strictObject({
 
 export type EntryJob = z.output<typeof entryJobSchema>;
 
-/** Attempts before a job is left in the failed set, where GET /api/entries/:id reports it. */
+/**
+ * How often an entry is tried when persisting it fails for an unknown reason (a bug, not an
+ * outage). Attempts are NOT spent while PostgreSQL is unreachable: the worker then stops taking
+ * jobs until the database answers (apps/worker/src/entries/database-gate.ts), however long that
+ * takes, and an entry the database refuses fails at once. So this budget bounds only the
+ * retries of errors nobody anticipated; an entry that exhausts it waits in the failed set for
+ * a replay (npm run entries:replay).
+ */
+export interface EntryRetryPolicy {
+  /** Attempts in all, the first included. */
+  readonly attempts: number;
+  /** Delay before the first retry; it doubles with every attempt. */
+  readonly delayMs: number;
+}
+
 export const ENTRY_JOB_ATTEMPTS = 10;
+
+/** 10 attempts, 0.5 s, 1 s, 2 s, … 128 s apart: about four minutes. */
+export const DEFAULT_ENTRY_RETRY: EntryRetryPolicy = Object.freeze({ attempts: ENTRY_JOB_ATTEMPTS, delayMs: 500 });
 
 /**
  * Options for every entry job. The entry id is the job id, so adding the same entry twice while
  * its job exists is a no-op in BullMQ; once the job is gone, the entries primary key is the
  * guard (the worker inserts with ON CONFLICT DO NOTHING).
  */
-export function entryJobOptions(entryId: string): JobsOptions {
+export function entryJobOptions(entryId: string, retry: EntryRetryPolicy = DEFAULT_ENTRY_RETRY): JobsOptions {
   return {
     jobId: entryId,
-    attempts: ENTRY_JOB_ATTEMPTS,
-    // 0.5 s, 1 s, 2 s, … 128 s: about four minutes of retries, enough to ride out a database
-    // restart. https://docs.bullmq.io/guide/retrying-failing-jobs
-    backoff: { type: 'exponential', delay: 500 },
+    attempts: retry.attempts,
+    // https://docs.bullmq.io/guide/retrying-failing-jobs
+    backoff: { type: 'exponential', delay: retry.delayMs },
     // The row in PostgreSQL is the record of a persisted entry: keeping completed jobs would
     // only grow Redis (which runs with noeviction).
     removeOnComplete: true,
-    // Failed jobs stay for a week so their reason can be read, bounded in count.
-    removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    // An entry that failed for good was accepted (202) and never persisted: its job is the only
+    // copy, so it stays in the failed set, with its reason, until it is replayed. Never age or
+    // count it out. https://docs.bullmq.io/guide/queues/auto-removal-of-jobs
+    removeOnFail: false,
   };
 }
 

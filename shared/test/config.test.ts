@@ -78,6 +78,12 @@ const INTEGERS: readonly IntegerCase[] = [
   ['WORKER_CONCURRENCY', ['worker'], ['0', '1001', 'many', '2.5'], [['1', 1], ['1000', 1000]]],
   ['SHUTDOWN_TIMEOUT_MS', ['api', 'worker'], ['99', '600001', '5s', '-1'], [['100', 100], ['600000', 600000]]],
   ['TRUST_PROXY_HOPS', ['api'], ['11', '-1', 'true', '1.0'], [['0', 0], ['10', 10]]],
+  ['ENTRY_JOB_ATTEMPTS', ['api'], ['0', '101', 'ten', '-1'], [['1', 1], ['100', 100]]],
+  ['ENTRY_RETRY_DELAY_MS', ['api'], ['9', '600001', '1s', '-1'], [['10', 10], ['600000', 600000]]],
+  ['IDEMPOTENCY_TTL_SECONDS', ['api'], ['59', '604801', '1h', '-1'], [['60', 60], ['604800', 604800]]],
+  ['QUEUE_MEMORY_LIMIT_PERCENT', ['api'], ['9', '96', '80%', '0.8'], [['10', 10], ['95', 95]]],
+  ['OPS_PORT', ['api'], ['0', '65536', 'ops', '-1'], [['1', 1], ['65535', 65535]]],
+  ['EVENTS_MAX_STREAMS', ['api'], ['0', '10001', 'many', '-1', '1.5'], [['1', 1], ['10000', 10000]]],
 ];
 
 const pick = (config: unknown, variable: string): unknown => {
@@ -90,6 +96,12 @@ const pick = (config: unknown, variable: string): unknown => {
     WORKER_CONCURRENCY: ['concurrency'],
     SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs'],
     TRUST_PROXY_HOPS: ['trustProxyHops'],
+    ENTRY_JOB_ATTEMPTS: ['entryRetry', 'attempts'],
+    ENTRY_RETRY_DELAY_MS: ['entryRetry', 'delayMs'],
+    IDEMPOTENCY_TTL_SECONDS: ['idempotencyTtlSeconds'],
+    QUEUE_MEMORY_LIMIT_PERCENT: ['queueMemoryLimitPercent'],
+    OPS_PORT: ['opsPort'],
+    EVENTS_MAX_STREAMS: ['eventsMaxStreams'],
   };
   return (path[variable] ?? []).reduce<unknown>((value, key) => (value as Record<string, unknown>)[key], config);
 };
@@ -120,6 +132,15 @@ t.test('integer variables: malformed or out of range is refused, boundaries acce
   }
 });
 
+t.test('OPS_PORT: never the same port as PORT, whichever of them is defaulted', async (t) => {
+  assertConfigError(t, loadApiConfig, env({ PORT: '9000', OPS_PORT: '9000' }), 'OPS_PORT', 'both set to 9000');
+  assertConfigError(t, loadApiConfig, env({ PORT: '8081' }), 'OPS_PORT', 'PORT set to the default ops port');
+  assertConfigError(t, loadApiConfig, env({ OPS_PORT: '8080' }), 'OPS_PORT', 'OPS_PORT set to the default port');
+  t.throws(() => loadApiConfig(env({ PORT: '9000', OPS_PORT: ' 9000 ' })), { message: 'OPS_PORT must differ from PORT (both are 9000)' });
+  t.match(loadApiConfig(env({ PORT: '8081', OPS_PORT: '8080' })), { port: 8081, opsPort: 8080 }, 'swapped is fine');
+  t.doesNotThrow(() => loadWorkerConfig(env({ PORT: '9000', OPS_PORT: '9000' })), 'the worker reads neither');
+});
+
 t.test('INSTANCE_ID and LOG_LEVEL', async (t) => {
   for (const [service, load] of LOADERS) {
     for (const value of ['api 1', 'api/1', 'a'.repeat(64), 'äpi', 'api:1']) {
@@ -146,6 +167,11 @@ t.test('defaults', async (t) => {
     shutdownTimeoutMs: 8000,
     port: 8080,
     trustProxyHops: 1,
+    entryRetry: { attempts: 10, delayMs: 500 },
+    idempotencyTtlSeconds: 900,
+    queueMemoryLimitPercent: 80,
+    opsPort: 8081,
+    eventsMaxStreams: 200,
   });
   const worker = loadWorkerConfig(env({ INSTANCE_ID: '  ' }));
   t.same(worker, {
@@ -172,6 +198,12 @@ t.test('every variable is read', async (t) => {
     WORKER_CONCURRENCY: '8',
     SHUTDOWN_TIMEOUT_MS: '5000',
     TRUST_PROXY_HOPS: '2',
+    ENTRY_JOB_ATTEMPTS: '3',
+    ENTRY_RETRY_DELAY_MS: '250',
+    IDEMPOTENCY_TTL_SECONDS: '3600',
+    QUEUE_MEMORY_LIMIT_PERCENT: '70',
+    OPS_PORT: '3002',
+    EVENTS_MAX_STREAMS: '50',
   };
   t.same(loadApiConfig(all), {
     instanceId: 'api-2',
@@ -181,6 +213,11 @@ t.test('every variable is read', async (t) => {
     shutdownTimeoutMs: 5000,
     port: 3000,
     trustProxyHops: 2,
+    entryRetry: { attempts: 3, delayMs: 250 },
+    idempotencyTtlSeconds: 3600,
+    queueMemoryLimitPercent: 70,
+    opsPort: 3002,
+    eventsMaxStreams: 50,
   });
   t.same(loadWorkerConfig(all), {
     instanceId: 'api-2',

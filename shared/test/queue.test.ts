@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { newEntrySchema } from '../src/entry.ts';
-import { ENTRIES_QUEUE, ENTRY_JOB_ATTEMPTS, entryJobOptions, entryJobSchema, PERSIST_ENTRY_JOB, type EntryJob } from '../src/queue.ts';
+import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, ENTRY_JOB_ATTEMPTS, entryJobOptions, entryJobSchema, PERSIST_ENTRY_JOB, type EntryJob } from '../src/queue.ts';
 
 /** A UUID version 7 as RFC 9562 lays it out (what the API's `uuid` v7 makes). */
 function uuidv7(at = Date.now()): string {
@@ -79,16 +79,12 @@ t.test('entryJobOptions', async (t) => {
   const options = entryJobOptions(id);
   t.equal(options.jobId, id, 'the entry id is the job id');
   t.equal(options.attempts, ENTRY_JOB_ATTEMPTS);
+  t.match(options.backoff, { delay: DEFAULT_ENTRY_RETRY.delayMs });
   t.ok((options.attempts ?? 0) > 1, 'jobs are retried');
   t.equal(options.removeOnComplete, true, 'completed jobs leave Redis');
   t.match(options.backoff, { type: 'exponential', delay: Number });
-  t.match(options.removeOnFail, { age: Number, count: Number }, 'failed jobs are kept, bounded');
-  const removeOnFail = options.removeOnFail as { age: number; count: number };
-  t.ok(removeOnFail.age >= 24 * 3600, 'failed jobs are kept at least a day, so their reason can be read');
-  // Total backoff covers a database restart: 0.5 s · (2^0 + … + 2^(attempts-2)).
-  const { delay } = options.backoff as { delay: number };
-  const totalMs = delay * (2 ** (ENTRY_JOB_ATTEMPTS - 1) - 1);
-  t.ok(totalMs >= 60_000, `retries span ${Math.round(totalMs / 1000)} s`);
+  t.equal(options.removeOnFail, false, 'a job that failed for good is the only copy of its entry: never removed');
+  t.match(entryJobOptions(id, { attempts: 3, delayMs: 100 }), { attempts: 3, backoff: { type: 'exponential', delay: 100 } }, 'the retry policy is the caller\'s');
   t.not(entryJobOptions(uuidv7()), options, 'a fresh object per call');
   t.equal(entryJobOptions('x').jobId, 'x');
 });

@@ -1,13 +1,17 @@
 /**
  * Jobs that cannot be persisted end in BullMQ's failed set, and GET /api/entries/:id reports them
  * as "failed" with the reason: an invalid payload added straight to the queue (unrecoverable at
- * once), a payload the database refuses, and a job that exhausts its attempts.
+ * once), a payload the database refuses, and a job that exhausts its attempts on an error that
+ * is not an outage. The failed set is kept (never aged out), and the replay command
+ * (apps/worker/src/replay.ts) lists its entries and persists them once the cause is gone.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { ENTRIES_QUEUE, entryJobOptions, PERSIST_ENTRY_JOB } from '@inflow/shared';
 import { Queue } from 'bullmq';
 import t from 'tap';
-import { http, startStack, waitFor, waitForEntryStatus, type EntryView } from '../support/index.ts';
+import { http, nodeCommand, REPO_ROOT, startStack, waitFor, waitForEntryStatus, type EntryView } from '../support/index.ts';
 
 t.setTimeout(120_000);
 
@@ -59,24 +63,71 @@ t.test('a payload the database refuses fails for good, without retries', async (
   t.equal(await stack.countRows(), 0);
 });
 
-t.test('a job that exhausts its attempts shows failed with the last reason', async (t) => {
-  await stack.pg.stop();
+/** Runs the replay command with the worker's environment; resolves with its exit code and output. */
+function replay(args: readonly string[]): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string }> {
+  const [command, base] = nodeCommand(join(REPO_ROOT, 'apps/worker/dist/replay.js'));
+  const child = spawn(command, [...base, ...args], { env: { PATH: process.env['PATH'] ?? '', ...stack.env, INSTANCE_ID: 'replay' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stderr, lines: stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>) });
+    });
+  });
+}
+
+t.test('a job that exhausts its attempts shows failed with the last reason, and a replay persists it', async (t) => {
+  // Not an outage (that spends no attempt, see postgres-down.test.ts): the table is missing, an
+  // error no retry policy anticipates (SQLSTATE 42P01).
+  await stack.pg.query('ALTER TABLE entries RENAME TO entries_away');
   const id = randomUUID();
   // Few, quick attempts, so the test need not wait out the production backoff.
-  await queue.add(PERSIST_ENTRY_JOB, validPayload(id), { ...entryJobOptions(id), attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+  await queue.add(PERSIST_ENTRY_JOB, validPayload(id), { ...entryJobOptions(id, { attempts: 3, delayMs: 100 }) });
   await waitFor(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail for good' });
   const retries = worker.logs.filter((line) => line['entryId'] === id && line.msg === 'entry attempt failed, will retry');
   t.equal(retries.length, 2, 'two retries were logged before giving up');
-  await stack.pg.start();
-  const failed = await waitFor(
-    async () => {
-      const result = await http<EntryView>(`${api.url}/api/entries/${id}`);
-      return result.status === 200 ? result.body : undefined;
-    },
-    { timeoutMs: 15_000, what: 'the API to read again' },
-  );
-  t.match(failed, { status: 'failed', id, failedReason: /ECONNREFUSED|connect|terminat/i, attemptsMade: 3 });
+  await stack.pg.query('ALTER TABLE entries_away RENAME TO entries');
+  const failed = await waitForEntryStatus(api.url, id, 'failed', 15_000);
+  t.match(failed, { status: 'failed', id, failedReason: /entries.*does not exist/, attemptsMade: 3 });
   t.equal(await stack.countRows(), 0, 'not written');
+
+  const listed = await replay(['--list']);
+  t.equal(listed.code, 0, listed.stderr);
+  t.match(listed.lines.find((line) => line['id'] === id), { id, failedReason: /does not exist/, attemptsMade: 3 }, '--list shows it with its reason');
+
+  const replayed = await replay([id]);
+  t.equal(replayed.code, 0, replayed.stderr);
+  t.same(replayed.lines, [{ replayed: id, failedReason: failed.failedReason }]);
+  const entry = await waitForEntryStatus(api.url, id, 'persisted', 20_000);
+  t.match(entry, { id, persistedBy: 'worker-1' });
+
+  const again = await replay([id]);
+  t.equal(again.code, 1, 'replaying an entry that is no longer failed is refused');
+  t.match(again.lines, [{ notReplayed: id }]);
+  t.equal(await stack.countRows(), 1, 'and the row stays single');
+});
+
+t.test('replay --all replays every failed entry, once each', async (t) => {
+  await stack.pg.query('ALTER TABLE entries RENAME TO entries_away');
+  const ids = Array.from({ length: 3 }, () => randomUUID());
+  for (const id of ids) await queue.add(PERSIST_ENTRY_JOB, validPayload(id), entryJobOptions(id, { attempts: 1, delayMs: 100 }));
+  await waitFor(async () => (await Promise.all(ids.map((id) => queue.getJobState(id)))).every((state) => state === 'failed'), {
+    timeoutMs: 20_000,
+    what: 'the jobs to fail',
+  });
+  await stack.pg.query('ALTER TABLE entries_away RENAME TO entries');
+  const before = await stack.countRows();
+  const result = await replay(['--all']);
+  t.equal(result.code, 0, result.stderr);
+  // The invalid payloads of the first test fail again at once; the three valid ones persist.
+  t.ok(ids.every((id) => result.lines.some((line) => line['replayed'] === id)), 'each valid entry was replayed');
+  for (const id of ids) await waitForEntryStatus(api.url, id, 'persisted', 20_000);
+  t.equal(await stack.countRows(), before + ids.length, 'one row each');
+  const usage = await replay([]);
+  t.equal(usage.code, 64, 'no arguments: usage');
 });
 
 t.test('a valid job added straight to the queue is persisted like any other', async (t) => {

@@ -1,16 +1,20 @@
 /**
  * PostgreSQL stops: readiness names postgres, POSTs are still accepted (the queue takes them),
- * reads answer 503 database_unavailable. PostgreSQL starts again: the worker's retries persist
- * every entry accepted meanwhile, and the same processes serve reads again.
+ * reads answer 503 database_unavailable, and the worker stops taking jobs instead of spending
+ * their attempts. The outage lasts many times the whole retry budget (made short here: 2
+ * attempts, 100 ms apart). PostgreSQL starts again: the worker resumes by itself and persists
+ * every entry accepted meanwhile, none failed, and the same processes serve reads again.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { http, postEntry, startStack, waitFor, waitForEntryStatus, type ErrorBody } from '../support/index.ts';
 
 t.setTimeout(120_000);
 
 t.test('PostgreSQL down and back', async (t) => {
-  const stack = await startStack(t, { apis: 1, workers: 1 });
+  const retryBudgetMs = 100;
+  const stack = await startStack(t, { apis: 1, workers: 1, env: { ENTRY_JOB_ATTEMPTS: '2', ENTRY_RETRY_DELAY_MS: String(retryBudgetMs) } });
   const [api] = stack.apis;
   const [worker] = stack.workers;
   if (api === undefined || worker === undefined) throw new Error('no stack');
@@ -55,15 +59,30 @@ t.test('PostgreSQL down and back', async (t) => {
   t.equal(one.status, 503);
   t.match(one.body, { error: { code: 'database_unavailable' } });
 
-  // The worker tries, fails, and schedules a retry; it does not give up nor crash.
-  await worker.waitForLog((line) => line.msg === 'entry attempt failed, will retry', 15_000);
+  // The worker finds the database gone and stops taking jobs; it does not spend attempts, give
+  // up nor crash.
+  await worker.waitForLog((line) => line.msg === 'database unavailable: not taking jobs until PostgreSQL answers', 30_000);
+  const waiting = await waitFor(
+    async () => {
+      const result = await http<ErrorBody & { checks: Record<string, { ok: boolean; error?: string }> }>(`${worker.url}/readyz`);
+      return result.body.checks['consumer']?.ok === false ? result : undefined;
+    },
+    { timeoutMs: 15_000, what: "the worker's /readyz to say it waits for the database" },
+  );
+  t.equal(waiting.status, 503);
+  t.match(waiting.body.checks['consumer'], { ok: false, error: /waiting for the database/ });
+  // The fault itself: the outage lasts fifty times the whole retry budget. Had an attempt been
+  // spent per failed write, every entry would be in the failed set by now.
+  await sleep(50 * retryBudgetMs * 2);
   t.equal(worker.child.exitCode, null, 'the worker keeps running');
   t.equal(await stack.redis.client.zcard('bull:entries:failed'), 0, 'no job failed for good');
+  t.same(worker.logs.filter((line) => line.msg === 'entry attempt failed, will retry'), [], 'no attempt was spent');
 
   await stack.pg.start();
 
   await waitFor(async () => (await http(`${api.url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'the API to be ready again' });
   await waitFor(async () => (await http(`${worker.url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'the worker to be ready again' });
+  await worker.waitForLog((line) => line.msg === 'database answers again: taking jobs', 15_000);
 
   // Every entry accepted during the outage is persisted by the worker's retries.
   const persisted = await waitFor(
@@ -74,6 +93,7 @@ t.test('PostgreSQL down and back', async (t) => {
     { timeoutMs: 45_000, what: 'the entries accepted during the outage to be persisted', intervalMs: 250 },
   );
   t.same(persisted.map((row) => row.id).sort(), [...accepted].sort(), 'exactly the accepted entries, once each');
+  t.equal(await stack.redis.client.zcard('bull:entries:failed'), 0, 'and none failed');
   t.ok(persisted.every((row) => row.persisted_by === 'worker-1'), 'by the same worker process');
   t.equal(worker.child.exitCode, null);
   t.equal(api.child.exitCode, null);

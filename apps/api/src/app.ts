@@ -6,6 +6,7 @@ import { entriesRoutes } from './entries/entries.routes.ts';
 import { EntriesService } from './entries/entries.service.ts';
 import type { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
+import { QueueCapacity } from './entries/queue-capacity.ts';
 import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
@@ -19,6 +20,10 @@ import { webRoutes } from './web/web.routes.ts';
 export interface AppDependencies {
   instance: InstanceInfo;
   trustProxyHops: number;
+  /** How long an Idempotency-Key is remembered (ApiConfig.idempotencyTtlSeconds). */
+  idempotencyTtlSeconds: number;
+  /** Share of Redis's maxmemory above which new entries are refused (ApiConfig.queueMemoryLimitPercent). */
+  queueMemoryLimitPercent: number;
   logger: Logger;
   queue: EntryQueue;
   redis: Redis;
@@ -53,7 +58,8 @@ export function createApp(deps: AppDependencies): Express {
   const service = new EntriesService({
     repository: new EntriesRepository(deps.database.db),
     queue: deps.queue,
-    idempotency: new IdempotencyStore(deps.redis),
+    idempotency: new IdempotencyStore(deps.redis, deps.idempotencyTtlSeconds),
+    capacity: new QueueCapacity(deps.redis, deps.queueMemoryLimitPercent),
     instanceId: deps.instance.instanceId,
   });
 

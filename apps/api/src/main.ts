@@ -34,9 +34,13 @@ const redis = createProducerRedis(config.redis);
 redis.on('error', (error) => {
   redisLogger.warn({ err: error }, 'Redis connection error');
 });
-const queue = new EntryQueue(redis, (error) => {
-  redisLogger.warn({ err: error }, 'queue error');
-});
+const queue = new EntryQueue(
+  redis,
+  (error) => {
+    redisLogger.warn({ err: error }, 'queue error');
+  },
+  config.entryRetry,
+);
 const liveness = { draining: false };
 const eventsLogger = logger.child({ module: 'events' });
 // One QueueEvents per process, made when the first page connects (see entry-events.ts).
@@ -50,6 +54,8 @@ const events = new EntryEvents({
 const app = createApp({
   instance: { instanceId: config.instanceId, hostname: hostname(), version, startedAt: new Date().toISOString() },
   trustProxyHops: config.trustProxyHops,
+  idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+  queueMemoryLimitPercent: config.queueMemoryLimitPercent,
   logger,
   queue,
   redis,

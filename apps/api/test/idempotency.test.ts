@@ -3,56 +3,50 @@
  */
 import { randomUUID } from 'node:crypto';
 import { startRedis } from '@inflow/tests/support';
-import type { EntryJob } from '@inflow/shared';
 import t from 'tap';
-import { fingerprintOf, IDEMPOTENCY_KEY, IdempotencyStore } from '../src/entries/idempotency.ts';
+import { fingerprintOf, IDEMPOTENCY_KEY, IdempotencyStore, type IdempotencyRecord } from '../src/entries/idempotency.ts';
 
+const TTL_SECONDS = 900;
 const redis = await startRedis(t);
-const store = new IdempotencyStore(redis.client);
+const store = new IdempotencyStore(redis.client, TTL_SECONDS);
 
-const job = (message = 'hello'): EntryJob => ({
-  id: randomUUID(),
-  author: 'ada',
-  message,
-  acceptedBy: 'api-1',
-  acceptedAt: new Date().toISOString(),
-});
+const record = (message = 'hello'): IdempotencyRecord => ({ id: randomUUID(), acceptedBy: 'api-1', fingerprint: fingerprintOf('ada', message) });
 
 t.test('the first claim wins; later ones get the first record', async (t) => {
   const key = randomUUID();
-  const first = job();
-  const fingerprint = fingerprintOf(first.author, first.message);
-  t.equal(await store.claim(key, first, fingerprint), undefined, 'a new key is claimed');
-  const second = job();
-  t.same(await store.claim(key, second, fingerprint), { entry: first, fingerprint }, 'a retry sees the first entry');
-  t.same(await store.claim(key, job('other'), fingerprintOf('ada', 'other')), { entry: first, fingerprint }, 'whatever it sends');
+  const first = record();
+  t.equal(await store.claim(key, first), undefined, 'a new key is claimed');
+  t.same(await store.claim(key, record()), first, 'a retry sees the first record');
+  t.same(await store.claim(key, record('other')), first, 'whatever it sends');
 });
 
-t.test('keys are stored hashed, with an expiry', async (t) => {
+t.test('keys are stored hashed, with the configured expiry, and records stay small', async (t) => {
   const key = 'client key with spaces? no: visible ASCII only ~!';
-  await store.claim(key, job(), 'f');
-  const keys = await redis.client.keys('inflow:idempotency:*');
+  await store.claim(key, record('m'.repeat(2000)));
+  const keys = await redis.client.keys('inflow:idem:*');
   t.ok(keys.length > 0);
-  t.ok(keys.every((k) => /^inflow:idempotency:[0-9a-f]{64}$/.test(k)), 'uniform names, no client bytes');
+  t.ok(keys.every((k) => /^inflow:idem:[A-Za-z0-9_-]{22}$/.test(k)), 'uniform names, no client bytes');
   for (const k of keys) {
     const ttl = await redis.client.ttl(k);
-    t.ok(ttl > 0 && ttl <= 24 * 3600, `expires (${ttl} s)`);
+    t.ok(ttl > 0 && ttl <= TTL_SECONDS, `expires (${ttl} s)`);
+    const value = (await redis.client.get(k)) ?? '';
+    t.ok(value.length < 100, `the record does not hold the message (${value.length} bytes)`);
   }
+  t.throws(() => new IdempotencyStore(redis.client, 0), RangeError);
 });
 
 t.test('release gives a key back', async (t) => {
   const key = randomUUID();
-  await store.claim(key, job(), 'f');
+  await store.claim(key, record());
   await store.release(key);
-  const next = job();
-  t.equal(await store.claim(key, next, 'g'), undefined, 'claimable again');
+  t.equal(await store.claim(key, record()), undefined, 'claimable again');
 });
 
 t.test('concurrent claims of one key: exactly one wins', async (t) => {
   const key = randomUUID();
-  const results = await Promise.all(Array.from({ length: 50 }, () => store.claim(key, job(), 'f')));
+  const results = await Promise.all(Array.from({ length: 50 }, () => store.claim(key, record())));
   t.equal(results.filter((r) => r === undefined).length, 1);
-  const winners = new Set(results.filter((r) => r !== undefined).map((r) => r.entry.id));
+  const winners = new Set(results.filter((r) => r !== undefined).map((r) => r.id));
   t.equal(winners.size, 1, 'every loser sees the same winner');
 });
 

@@ -23,7 +23,7 @@ const redis = createWorkerRedis(config.redis);
 redis.on('error', (error) => {
   logger.warn({ err: error, module: 'redis' }, 'Redis connection error');
 });
-const worker = createEntryWorker({
+const entryWorker = createEntryWorker({
   redis,
   database,
   instanceId: config.instanceId,
@@ -31,6 +31,7 @@ const worker = createEntryWorker({
   logger,
   metrics,
 });
+const { worker } = entryWorker;
 
 const health = createHealthServer({
   instanceId: config.instanceId,
@@ -43,7 +44,14 @@ const health = createHealthServer({
     { name: 'postgres', check: () => database.ping() },
     {
       name: 'consumer',
-      check: () => (worker.isRunning() ? Promise.resolve() : Promise.reject(new Error('the worker is not consuming'))),
+      check: () => {
+        const { outage } = entryWorker.gate;
+        if (!worker.isRunning()) return Promise.reject(new Error('the worker is not consuming'));
+        if (outage !== undefined) {
+          return Promise.reject(new Error(`waiting for the database since ${outage.since.toISOString()}: no job is taken until PostgreSQL answers`));
+        }
+        return Promise.resolve();
+      },
     },
   ],
 });
@@ -68,10 +76,10 @@ const shutdown = createShutdown(
       name: 'close worker',
       run: async () => {
         try {
-          await withTimeout(worker.close(), closeGraceMs, 'the worker did not finish its jobs');
+          await withTimeout(entryWorker.close(), closeGraceMs, 'the worker did not finish its jobs');
         } catch (error) {
           logger.warn({ err: error }, 'forcing the worker closed; unfinished jobs will be redelivered');
-          await withTimeout(worker.close(true), 1_000, 'the worker did not close');
+          await withTimeout(entryWorker.close(true), 1_000, 'the worker did not close');
         }
       },
     },

@@ -1,4 +1,4 @@
-import { ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, entryJobSchema, type EntryJob } from '@inflow/shared';
+import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, entryJobSchema, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -34,10 +34,12 @@ export interface QueueCounts {
 /** The producer side of the entries queue. One per process: connections are not per request. */
 export class EntryQueue {
   readonly #queue: Queue<EntryJob>;
+  readonly #retry: EntryRetryPolicy;
 
   /** `redis` stays owned by the caller: closing the queue does not close it. */
-  constructor(redis: Redis, onError: (error: Error) => void) {
+  constructor(redis: Redis, onError: (error: Error) => void, retry: EntryRetryPolicy = DEFAULT_ENTRY_RETRY) {
     this.#queue = new Queue<EntryJob>(ENTRIES_QUEUE, { connection: redis });
+    this.#retry = retry;
     // Without a listener an 'error' event would throw; connection errors are expected while
     // Redis restarts and are reported through /readyz and the 503s instead.
     this.#queue.on('error', onError);
@@ -45,7 +47,7 @@ export class EntryQueue {
 
   /** Resolves once Redis has the job. Adding an id whose job still exists is a no-op. */
   async enqueue(entry: EntryJob): Promise<void> {
-    await this.#queue.add(PERSIST_ENTRY_JOB, entry, entryJobOptions(entry.id));
+    await this.#queue.add(PERSIST_ENTRY_JOB, entry, entryJobOptions(entry.id, this.#retry));
   }
 
   /** What the queue knows of an entry, or undefined when it holds no job for it. */

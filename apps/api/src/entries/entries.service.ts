@@ -1,4 +1,4 @@
-import { describeIssue, entryIdSchema, newEntrySchema, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
+import { describeIssue, entryIdSchema, isDatabaseUnavailable, newEntrySchema, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
 import { HttpError, idempotencyKeyReused, invalidField, notFound, serviceUnavailable } from '../http/errors.ts';
 import { decodeCursor, encodeCursor, type Cursor } from './cursor.ts';
 import { newEntryId } from './entry-id.ts';
@@ -6,6 +6,7 @@ import type { EntriesRepository } from './entries.repository.ts';
 import { toEntry } from './entries.repository.ts';
 import type { EntryQueue } from './entries.queue.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
+import type { QueueCapacity } from './queue-capacity.ts';
 
 export const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
@@ -45,12 +46,20 @@ export class EntriesService {
   readonly #repository: EntriesRepository;
   readonly #queue: EntryQueue;
   readonly #idempotency: IdempotencyStore;
+  readonly #capacity: QueueCapacity;
   readonly #instanceId: string;
 
-  constructor(deps: { repository: EntriesRepository; queue: EntryQueue; idempotency: IdempotencyStore; instanceId: string }) {
+  constructor(deps: {
+    repository: EntriesRepository;
+    queue: EntryQueue;
+    idempotency: IdempotencyStore;
+    capacity: QueueCapacity;
+    instanceId: string;
+  }) {
     this.#repository = deps.repository;
     this.#queue = deps.queue;
     this.#idempotency = deps.idempotency;
+    this.#capacity = deps.capacity;
     this.#instanceId = deps.instanceId;
   }
 
@@ -72,22 +81,32 @@ export class EntriesService {
       acceptedAt: new Date().toISOString(),
     };
 
+    // Before anything is written: a full queue takes no new entry, and no idempotency record.
+    if (!(await this.#redisCall(() => this.#capacity.hasRoom()))) {
+      throw serviceUnavailable('queue_unavailable', 'the queue is full right now; the entry was not accepted, please retry later');
+    }
+
     if (idempotencyKey === undefined) {
       await this.#enqueue(entry);
       return { entry, replayed: false };
     }
 
     const fingerprint = fingerprintOf(entry.author, entry.message);
-    const earlier = await this.#redisCall(() => this.#idempotency.claim(idempotencyKey, entry, fingerprint));
+    const earlier = await this.#redisCall(() =>
+      this.#idempotency.claim(idempotencyKey, { id: entry.id, acceptedBy: entry.acceptedBy, fingerprint }),
+    );
     if (earlier !== undefined) {
       if (earlier.fingerprint !== fingerprint) throw idempotencyKeyReused();
+      // The same fingerprint: this retry carries the first request's author and message.
+      const first: EntryJob = { ...entry, id: earlier.id, acceptedBy: earlier.acceptedBy };
       // The first request may have claimed the key and then failed to enqueue (Redis died in
       // between). Enqueue again unless the row exists: the same job id makes it a no-op while
-      // the job lives, and the primary key guards the row after that.
-      if (!(await this.#isPersisted(earlier.entry.id))) {
-        await this.#enqueue(earlier.entry);
+      // the job lives (its data, acceptedAt included, stays the first's), and the primary key
+      // guards the row after that.
+      if (!(await this.#isPersisted(first.id))) {
+        await this.#enqueue(first);
       }
-      return { entry: earlier.entry, replayed: true };
+      return { entry: first, replayed: true };
     }
 
     try {
@@ -152,7 +171,7 @@ export class EntriesService {
     try {
       return await this.#repository.exists(id);
     } catch (error) {
-      if (isConnectionError(error)) return false;
+      if (isDatabaseUnavailable(error)) return false;
       throw error;
     }
   }
@@ -174,7 +193,7 @@ export class EntriesService {
     try {
       return await call();
     } catch (error) {
-      if (error instanceof HttpError || !isConnectionError(error)) throw error;
+      if (error instanceof HttpError || !isDatabaseUnavailable(error)) throw error;
       throw serviceUnavailable('database_unavailable', 'the database is unavailable right now, please retry', error);
     }
   }
@@ -187,14 +206,4 @@ function parseLimit(raw: unknown): number {
     throw invalidField('limit', `limit must be an integer from 1 to ${PAGE_LIMITS.max}`);
   }
   return value;
-}
-
-// Errors that mean "PostgreSQL is not reachable right now", as opposed to a bug in a query:
-// socket errors, pg's connect timeout, and the SQLSTATE classes 08 (connection exception) and
-// 57P (operator intervention: shutdown, starting up).
-function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^(08|57P)/.test(code) || /^E[A-Z]+$/.test(code))) return true;
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(error.message);
 }

@@ -1,27 +1,45 @@
-import { describeIssue, entryJobSchema, type Logger } from '@inflow/shared';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { classifyDatabaseError, describeIssue, entryJobSchema, type Logger } from '@inflow/shared';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { WorkerMetrics } from '../metrics.ts';
+import type { DatabaseGate } from './database-gate.ts';
 import type { EntryBatcher } from './entry-batcher.ts';
-
-// SQLSTATE 23514 (check_violation) and 22xxx (data exceptions): retrying cannot fix such a row.
-const PERMANENT_SQLSTATE = /^(23514|22)/;
 
 /**
  * The queue entry point: adapts a job to a row and hands it to the batcher. No SQL and no rules
- * of its own; the payload schema comes from the shared queue contract.
+ * of its own; the payload schema comes from the shared queue contract, the meaning of a
+ * database error from shared's classifyDatabaseError.
+ *
+ * What becomes of a job whose write fails:
+ * - the database is unavailable: the gate closes, and the job goes back to the queue with no
+ *   attempt spent (BullMQ's manual rate limit: `pauseQueue`, then RateLimitError). Every worker
+ *   of the queue stops fetching for `pauseMs`, and again until the gate opens;
+ * - the database refused the row: the job fails for good at once (UnrecoverableError);
+ * - anything else: the job spends one attempt and is retried with backoff.
+ * https://docs.bullmq.io/guide/rate-limiting#manual-rate-limit
  */
 export function createEntryProcessor(deps: {
   batcher: EntryBatcher;
+  gate: DatabaseGate;
+  /** Stops every worker of the queue from fetching jobs for `ms` (Queue.rateLimit). */
+  pauseQueue: (ms: number) => Promise<void>;
+  /** How long one pause lasts; the gate's probe decides whether the next job waits again. */
+  pauseMs: number;
   metrics: Pick<WorkerMetrics, 'persisted' | 'duplicate'>;
   instanceId: string;
   logger: Logger;
 }) {
+  const handBack = async (): Promise<never> => {
+    await deps.pauseQueue(deps.pauseMs);
+    throw Worker.RateLimitError();
+  };
+
   return async (job: Job): Promise<void> => {
     const parsed = entryJobSchema.safeParse(job.data);
     if (!parsed.success) {
       const { field, message } = describeIssue(parsed.error);
       throw new UnrecoverableError(`invalid job payload: ${field}: ${message}`);
     }
+    if (!deps.gate.open) return handBack();
     const entry = parsed.data;
     let outcome;
     try {
@@ -34,11 +52,15 @@ export function createEntryProcessor(deps: {
         created_at: new Date(entry.acceptedAt),
       });
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'string' && PERMANENT_SQLSTATE.test(code)) {
-        throw new UnrecoverableError(`the database refused the entry: ${(error as Error).message}`);
+      switch (classifyDatabaseError(error)) {
+        case 'unavailable':
+          deps.gate.close(error);
+          return handBack();
+        case 'refused':
+          throw new UnrecoverableError(`the database refused the entry: ${(error as Error).message}`);
+        case 'unknown':
+          throw error;
       }
-      throw error;
     }
     if (outcome.inserted) {
       deps.metrics.persisted(outcome.queueLatencyMs);

@@ -1,4 +1,4 @@
-import type { NewEntryRow } from '@inflow/shared';
+import { isDatabaseUnavailable, type NewEntryRow } from '@inflow/shared';
 import type { InsertedEntry } from './entries.repository.ts';
 
 export type PersistOutcome = { inserted: true; queueLatencyMs: number } | { inserted: false };
@@ -65,12 +65,14 @@ export class EntryBatcher {
     try {
       settle(batch, await this.#insertMany(batch.map((pending) => pending.row)));
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
+      // The database is out of reach: no row is to blame, and retrying each alone would only
+      // spend a connection timeout per row.
+      if (batch.length === 1 || isDatabaseUnavailable(error)) {
+        for (const pending of batch) pending.reject(error);
         return;
       }
       // One bad row must not fail its neighbours: retry each row on its own, so only the
-      // culprit's job fails (and the others' errors, if the database is down, are their own).
+      // culprit's job fails.
       await Promise.all(batch.map((pending) => this.#write([pending])));
     }
   }
