@@ -10,6 +10,10 @@
  *
  * --only: run only these scenarios. --reuse: use the stack already running as the project
  * (no build, no initial `down`). --keep: leave the stack running afterwards.
+ *
+ * The stack runs with a short retry budget (CHAOS_RETRY): scenario 7 keeps PostgreSQL down ten
+ * times as long, and no scenario may end with a failed job. A stack started otherwise (--reuse)
+ * keeps its own budget.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,8 +21,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '../support/index.ts';
 import { duplicateIds, queueCounts, resolveContainers } from '../support/running-stack.ts';
-import { SCENARIOS, type Context } from './scenarios.ts';
+import { CHAOS_RETRY, SCENARIOS, type Context } from './scenarios.ts';
 import type { ScenarioResult } from './verify.ts';
+
+process.env['ENTRY_JOB_ATTEMPTS'] = String(CHAOS_RETRY.attempts);
+process.env['ENTRY_RETRY_DELAY_MS'] = String(CHAOS_RETRY.delayMs);
 
 const { values } = parseArgs({
   options: { only: { type: 'string' }, reuse: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },

@@ -1,5 +1,5 @@
 /**
- * The six fault scenarios. Each runs a bounded load through nginx, injects its fault, waits for
+ * The fault scenarios. Each runs a bounded load through nginx, injects its fault, waits for
  * the queue to drain and reconciles every answer with the rows (verify.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,11 @@ import {
   composeStop,
   containerInfo,
   countRows,
+  docker,
   forgetContainers,
+  idOf,
+  literal,
+  psql,
   queueCounts,
   resolveContainers,
   waitDrained,
@@ -380,4 +384,201 @@ const wholeStack: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [killReplica, rollingRestart, workerStopped, redisRestart, postgresRestart, wholeStack];
+/** Runs redis-cli in the redis container; its output, trimmed. */
+async function redisCli(...args: string[]): Promise<string> {
+  return (await docker(['exec', idOf('redis'), 'redis-cli', ...args])).trim();
+}
+
+async function redisMemory(): Promise<{ used: number; max: number }> {
+  const info = await redisCli('INFO', 'memory');
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1]);
+  return { used: field('used_memory'), max: field('maxmemory') };
+}
+
+/** The worker's own /readyz body, read inside its container (it has no published port). */
+async function workerReadyz(): Promise<string> {
+  const script = 'exec 3<>/dev/tcp/127.0.0.1/${HEALTH_PORT:-8081}; printf "GET /readyz HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3';
+  return docker(['exec', idOf('worker'), 'bash', '-c', script]).catch((error: unknown) => String(error));
+}
+
+/** The retry budget the chaos stack runs with (run.ts): the outage below lasts ten times as long. */
+export const CHAOS_RETRY = { attempts: 3, delayMs: 1_000 };
+const retryBudgetMs = CHAOS_RETRY.delayMs * (2 ** (CHAOS_RETRY.attempts - 1) - 1);
+
+const postgresPastBudget: Scenario = {
+  id: '7',
+  name: 'PostgreSQL down longer than the retry budget',
+  load: '2 GET + 6 POST workers; the stack runs with a retry budget of 3 attempts, 1 s and 2 s apart (3 s)',
+  injected: `compose stop postgres at 3 s for ${(10 * retryBudgetMs) / 1000} s (ten times the whole retry budget), then start`,
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, { getWorkers: 2, postWorkers: 6 });
+    load.start();
+    await until(load, 3_000);
+    const downFrom = load.now();
+    await composeStop('postgres');
+    const stoppedAt = load.now();
+    // The worker says why it does nothing: sampled once entries have met the closed database.
+    const waiting = await waitFor(
+      async () => {
+        const body = await workerReadyz();
+        return /waiting for the database/.test(body) ? body : undefined;
+      },
+      { timeoutMs: 30_000, what: "the worker's /readyz to say it waits for the database", intervalMs: 500 },
+    ).catch((error: unknown) => {
+      problems.push(String(error));
+      return '';
+    });
+    const consumer = /"consumer":\{[^}]*\}/.exec(waiting)?.[0];
+    if (consumer !== undefined) notes.push(`worker /readyz during the outage: ${consumer}`);
+    await until(load, stoppedAt + 10 * retryBudgetMs);
+    const midway = await queueCounts();
+    notes.push(`after ${seconds(load.now() - stoppedAt)} down: queue ${JSON.stringify(midway)}`);
+    if ((midway?.failed ?? 0) > 0) problems.push(`${midway?.failed ?? 0} jobs failed during the outage`);
+    await composeStart('postgres');
+    const downUntil = load.now();
+    await waitFor(async () => (await readyz()).status === 200, { timeoutMs: 60_000, what: '/readyz to answer 200 again', intervalMs: 250 });
+    notes.push(`${seconds(downFrom)}–${seconds(downUntil)}: postgres stopped (stop done at ${seconds(stoppedAt)})`);
+    await until(load, load.now() + 3_000);
+    await load.stop();
+    const drained = await waitDrained(author, accepted(load));
+    notes.push(`drained after the start: queue ${JSON.stringify(drained)}`);
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(
+      this,
+      load,
+      author,
+      { getError: (attempt) => isStatus(503)(attempt) && attempt.sentAt >= downFrom - 1_000 && attempt.sentAt <= downUntil + 30_000 },
+      startedAt,
+    );
+    return withFindings(result, notes, problems);
+  },
+};
+
+/** The ids in BullMQ's active list, read straight from Redis. */
+async function activeJobIds(): Promise<string[]> {
+  const output = await redisCli('LRANGE', 'bull:entries:active', '0', '-1');
+  return output === '' ? [] : output.split('\n');
+}
+
+const workerCrash: Scenario = {
+  id: '8',
+  name: 'Worker SIGKILLed with entries in flight',
+  load: '25 s: 6 POST workers',
+  injected:
+    'docker pause postgres at 3 s until at least 10 jobs are active (their INSERTs hang), SIGKILL to the worker process from the host, docker unpause postgres; Docker restarts the worker',
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const { load, author } = newLoad(context, this.id, { getWorkers: 0, postWorkers: 6 });
+    load.start();
+    await until(load, 3_000);
+    // Holds the worker's INSERTs, so that it certainly has entries in flight when it dies.
+    await docker(['pause', idOf('postgres')]);
+    let inFlight: string[] = [];
+    try {
+      await waitFor(async () => (await activeJobIds()).length >= 10, { timeoutMs: 30_000, what: '10 active jobs', intervalMs: 100 });
+      const before = await containerInfo('worker');
+      const pid = await crashProcess('worker');
+      const killedAt = Date.now();
+      inFlight = await activeJobIds();
+      notes.push(`${seconds(load.now())}: SIGKILL to the worker (host pid ${pid}) with ${inFlight.length} entries active`);
+      await docker(['unpause', idOf('postgres')]);
+      await waitFor(
+        async () => {
+          const state = await containerInfo('worker');
+          return state.restartCount > before.restartCount && state.status === 'running';
+        },
+        { timeoutMs: 60_000, what: 'Docker to restart the worker', intervalMs: 100 },
+      );
+      const runningAt = Date.now();
+      const ids = inFlight.map(literal).join(', ');
+      await waitFor(async () => Number((await psql(`SELECT count(*) FROM entries WHERE id IN (${ids})`))[0]?.[0]) === inFlight.length, {
+        timeoutMs: 120_000,
+        what: 'every entry that was in flight to be persisted',
+        intervalMs: 100,
+      });
+      const persistedAt = Date.now();
+      notes.push(
+        `worker running again ${seconds(runningAt - killedAt)} after the kill; all ${inFlight.length} entries it had in flight persisted ` +
+          `${seconds(persistedAt - runningAt)} after that (target: within 15 s; lock 8 s, stalled check every 2 s)`,
+      );
+    } finally {
+      await docker(['unpause', idOf('postgres')]).catch(() => undefined);
+    }
+    if (inFlight.length === 0) problems.push('no entry was in flight when the worker died');
+    await until(load, 25_000);
+    await load.stop();
+    const drained = await waitDrained(author, accepted(load));
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(this, load, author, {}, startedAt);
+    return withFindings(result, notes, problems);
+  },
+};
+
+const redisFull: Scenario = {
+  id: '9',
+  name: 'Redis at its memory limit under POST load',
+  load: '8 POST workers; the worker stopped until the API refuses',
+  injected: "CONFIG SET maxmemory so that 8 MB of room are left below the API's limit (80 % of maxmemory); worker started once POSTs get 503",
+  async run(context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const original = await redisCli('CONFIG', 'GET', 'maxmemory');
+    const originalBytes = original.split('\n')[1] ?? '0';
+    await composeStop('worker');
+    const { used } = await redisMemory();
+    const maxmemory = Math.ceil((used + 8 * 1024 * 1024) / 0.8);
+    await redisCli('CONFIG', 'SET', 'maxmemory', String(maxmemory));
+    notes.push(`maxmemory ${(maxmemory / 2 ** 20).toFixed(1)} MiB (was ${originalBytes} bytes), used ${(used / 2 ** 20).toFixed(1)} MiB`);
+    const { load, author } = newLoad(context, this.id, { getWorkers: 0, postWorkers: 8 });
+    try {
+      load.start();
+      const refusedAt = await waitFor(() => load.attempts.find((attempt) => attempt.method === 'POST' && attempt.outcome === 503)?.sentAt, {
+        timeoutMs: 120_000,
+        what: 'the API to refuse a POST',
+        intervalMs: 200,
+      });
+      notes.push(`${seconds(refusedAt)}: first 503, with ${accepted(load)} entries accepted`);
+      await until(load, load.now() + 3_000);
+      const full = await redisMemory();
+      notes.push(`3 s later: Redis uses ${(full.used / 2 ** 20).toFixed(1)} of ${(full.max / 2 ** 20).toFixed(1)} MiB`);
+      if (full.used >= full.max) problems.push('Redis reached maxmemory: the worker could not drain');
+      await composeStart('worker');
+      const workerAt = load.now();
+      await waitFor(() => load.attempts.some((attempt) => attempt.method === 'POST' && attempt.outcome === 202 && attempt.sentAt > workerAt), {
+        timeoutMs: 120_000,
+        what: 'a POST accepted again after the worker started',
+        intervalMs: 200,
+      });
+      notes.push(`POSTs accepted again ${seconds(load.now() - workerAt)} after the worker started`);
+      await until(load, load.now() + 3_000);
+      await load.stop();
+    } finally {
+      await redisCli('CONFIG', 'SET', 'maxmemory', originalBytes);
+    }
+    const refused = load.attempts.filter((attempt) => attempt.method === 'POST' && attempt.outcome === 503).length;
+    notes.push(`POSTs answered 503 queue_unavailable: ${refused}`);
+    const drained = await waitDrained(author, accepted(load));
+    if (drained.failed > 0) problems.push(`${drained.failed} jobs failed for good`);
+    const result = await reconcile(this, load, author, { postError: isStatus(503) }, startedAt);
+    return withFindings(result, notes, problems);
+  },
+};
+
+// The whole-stack scenario runs last: it checks again every entry the others were promised.
+export const SCENARIOS: readonly Scenario[] = [
+  killReplica,
+  rollingRestart,
+  workerStopped,
+  redisRestart,
+  postgresRestart,
+  postgresPastBudget,
+  workerCrash,
+  redisFull,
+  wholeStack,
+];
