@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DEFAULT_ENTRY_RETRY, type EntryRetryPolicy } from './queue.ts';
 
@@ -140,11 +141,40 @@ const logLevel: Reader<LogLevel> = (variable, raw) => {
   return level;
 };
 
+/**
+ * The contents of the file a variable names (a Docker or Kubernetes secret), without its trailing
+ * newlines (`echo … > file` adds one): what PostgreSQL's entrypoint reads from
+ * POSTGRES_PASSWORD_FILE with `$(< file)`, so both sides agree on the password.
+ */
+const fileContents =
+  (what: string): Reader<string> =>
+  (variable, raw) => {
+    const path = required(`the path of a file holding ${what}`)(variable, raw);
+    let contents: string;
+    try {
+      contents = readFileSync(path, 'utf8').replace(/\n+$/, '');
+    } catch (error) {
+      throw new ConfigError(variable, `names a file that cannot be read (${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (contents === '') throw new ConfigError(variable, `names an empty file (${path})`);
+    return contents;
+  };
+
 function reader(env: Environment) {
   return <T>(variable: string, read: Reader<T>): T => {
     const raw = env[variable]?.trim();
     return read(variable, raw === '' ? undefined : raw);
   };
+}
+
+/**
+ * DB_PASS; only while DB_PASS is unset, the contents of the file DB_PASS_FILE names (a Docker
+ * secret: deploy/swarm/). DB_PASS_FILE is not even looked at when DB_PASS is set, empty included.
+ */
+function readPassword(env: Environment): string {
+  const read = reader(env);
+  if (env['DB_PASS'] === undefined && env['DB_PASS_FILE'] !== undefined) return read('DB_PASS_FILE', fileContents('the PostgreSQL password'));
+  return read('DB_PASS', required('the PostgreSQL password, or DB_PASS_FILE naming a file that holds it'));
 }
 
 function readCommon(env: Environment): CommonConfig {
@@ -163,7 +193,7 @@ function readCommon(env: Environment): CommonConfig {
       name: read('DB_NAME', required('the PostgreSQL database name')),
       user: read('DB_USER', required('the PostgreSQL user')),
       // Never defaulted: a forgotten password must stop the process, not be guessed.
-      password: read('DB_PASS', required('the PostgreSQL password')),
+      password: readPassword(env),
       poolMax: read('DB_POOL_MAX', withDefault(integer(1, 100), 10)),
     },
     shutdownTimeoutMs: read('SHUTDOWN_TIMEOUT_MS', withDefault(integer(100, 600_000), 8_000)),

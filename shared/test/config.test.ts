@@ -1,4 +1,6 @@
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, loadApiConfig, loadWorkerConfig, type Environment } from '../src/config.ts';
 
@@ -52,6 +54,39 @@ t.test('required variables: missing or blank stops the load, naming the variable
     })(),
     /^DB_PASS is required/,
   );
+});
+
+t.test('DB_PASS_FILE: the password from a file (a Docker secret) while DB_PASS is unset', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'inflow-config-'));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = (name: string, contents: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, contents);
+    return path;
+  };
+  const withFile = (path: string, overrides: Record<string, string | undefined> = {}) => env({ DB_PASS: undefined, DB_PASS_FILE: path, ...overrides });
+  const password = (load: Loader, environment: Environment) => (load(environment) as { db: { password: string } }).db.password;
+  for (const [service, load] of LOADERS) {
+    t.equal(password(load, withFile(file('plain', 'from-a-file'))), 'from-a-file', `${service}: the file's contents`);
+    // As PostgreSQL's entrypoint reads POSTGRES_PASSWORD_FILE ($(< file)): trailing newlines go,
+    // everything else stays.
+    t.equal(password(load, withFile(file('echoed', ' two words \n\n'))), ' two words ', `${service}: trailing newlines dropped, spaces kept`);
+    t.equal(password(load, withFile(` ${file('padded-path', 'x')} `)), 'x', `${service}: the path is trimmed like any value`);
+    // DB_PASS wins whenever it is set; the file is not read (it does not even exist here).
+    t.equal(password(load, withFile(join(dir, 'absent'), { DB_PASS: 'from-env' })), 'from-env', `${service}: DB_PASS set: DB_PASS`);
+    assertConfigError(t, load, withFile(join(dir, 'absent'), { DB_PASS: '' }), 'DB_PASS', `${service}: DB_PASS empty is still refused`);
+    assertConfigError(t, load, withFile(join(dir, 'absent')), 'DB_PASS_FILE', `${service}: a missing file`);
+    assertConfigError(t, load, withFile(dir), 'DB_PASS_FILE', `${service}: a directory`);
+    assertConfigError(t, load, withFile(file('empty', '\n')), 'DB_PASS_FILE', `${service}: an empty file`);
+    assertConfigError(t, load, withFile(' '), 'DB_PASS_FILE', `${service}: a blank path`);
+  }
+  try {
+    loadWorkerConfig(withFile(join(dir, 'absent')));
+  } catch (error) {
+    t.match((error as Error).message, /^DB_PASS_FILE names a file that cannot be read \(.*absent: ENOENT\)$/);
+  }
 });
 
 t.test('host names: malformed values are refused', async (t) => {
