@@ -1,0 +1,464 @@
+/**
+ * What the rendered manifests must agree on, with each other and with the code: selectors,
+ * ports and probes across Deployments, StatefulSets, Services, PDBs, autoscalers and
+ * NetworkPolicies; the environment against the config loader; the KEDA list against the queue
+ * contract; the pods' security context; the images against the Dockerfile. Every target (the
+ * base and each overlay) is checked.
+ */
+import { ENTRIES_QUEUE, loadApiConfig, loadWorkerConfig, type ApiConfig, type WorkerConfig } from '@inflow/shared';
+import { QueueKeys } from 'bullmq';
+import t from 'tap';
+import { containerEnv, loaderReads, type EnvValue } from './lib/env.ts';
+import { renderAll, type K8sObject } from './lib/kustomize.ts';
+import { allowedFlows, firstHost, type Peer } from './lib/netpol.ts';
+import {
+  allContainers,
+  containerPort,
+  containerWithImage,
+  imageRepository,
+  imageTag,
+  named,
+  ofKind,
+  quantityBytes,
+  redisBytes,
+  selects,
+  selectsMap,
+  workloads,
+  type IContainer,
+  type Workload,
+} from './lib/objects.ts';
+import { composeServices, dockerfile, repoFile } from './lib/repo.ts';
+
+const NAMESPACE = 'inflow';
+const API_IMAGE = 'inflow-api';
+const WORKER_IMAGE = 'inflow-worker';
+/** The official node image's `node` user, which the Dockerfile's `USER node` runs as. */
+const NODE_UID = 1000;
+/** PostgreSQL keeps this many connections for superusers (superuser_reserved_connections). */
+const RESERVED_CONNECTIONS = 3;
+
+const docker = dockerfile();
+const compose = [...composeServices().values()];
+
+interface App {
+  workload: Workload;
+  container: IContainer;
+  env: Map<string, EnvValue>;
+  read: Set<string>;
+}
+
+interface Context {
+  target: string;
+  objects: K8sObject[];
+  workloads: Workload[];
+  api: App & { config: ApiConfig };
+  worker: App & { config: WorkerConfig };
+  /** Redis and PostgreSQL run in the cluster (not the external-data overlay). */
+  inClusterData: boolean;
+}
+
+function appOf(objects: K8sObject[], image: string): { workload: Workload; container: IContainer; env: Map<string, EnvValue> } {
+  const matching = workloads(objects).filter((workload) => containerWithImage(workload, image) !== undefined);
+  if (matching.length !== 1 || matching[0] === undefined) throw new Error(`expected one workload running ${image}, found ${matching.length}`);
+  const workload = matching[0];
+  const container = containerWithImage(workload, image);
+  if (container === undefined) throw new Error(`no ${image} container`);
+  return { workload, container, env: containerEnv(container, objects, `${workload.name}-5d8f7c9b6d-x7k2p`) };
+}
+
+function contextOf(target: string, objects: K8sObject[]): Context {
+  const api = appOf(objects, API_IMAGE);
+  const worker = appOf(objects, WORKER_IMAGE);
+  const apiLoad = loaderReads(loadApiConfig, api.env);
+  const workerLoad = loaderReads(loadWorkerConfig, worker.env);
+  return {
+    target,
+    objects,
+    workloads: workloads(objects),
+    api: { ...api, config: apiLoad.config, read: apiLoad.read },
+    worker: { ...worker, config: workerLoad.config, read: workerLoad.read },
+    inClusterData: ofKind(objects, 'StatefulSet').length > 0,
+  };
+}
+
+/** The workloads whose pods a selector selects. */
+function selected(context: Context, selector: Parameters<typeof selects>[0]): Workload[] {
+  return context.workloads.filter((workload) => selects(selector, workload.labels));
+}
+
+function minReplicas(context: Context, workload: Workload): number {
+  const hpa = ofKind(context.objects, 'HorizontalPodAutoscaler').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
+  const scaled = ofKind(context.objects, 'ScaledObject').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
+  return hpa?.spec.minReplicas ?? scaled?.spec.minReplicaCount ?? workload.replicas ?? 1;
+}
+
+function maxReplicas(context: Context, workload: Workload): number {
+  const hpa = ofKind(context.objects, 'HorizontalPodAutoscaler').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
+  const scaled = ofKind(context.objects, 'ScaledObject').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
+  return hpa?.spec.maxReplicas ?? scaled?.spec.maxReplicaCount ?? workload.replicas ?? 1;
+}
+
+const sorted = (values: Iterable<string>) => [...values].sort();
+
+for (const [target, objects] of renderAll()) {
+  const context = contextOf(target, objects);
+  const { api, worker } = context;
+
+  t.test(`${target}: every namespaced object is in ${NAMESPACE}, which enforces the restricted Pod Security Standard`, async (t) => {
+    for (const object of objects) {
+      if (object.kind === 'Namespace') continue;
+      t.equal(object.metadata.namespace, NAMESPACE, `${object.kind} ${object.metadata.name}`);
+    }
+    const namespace = named(objects, 'Namespace', NAMESPACE);
+    t.equal(namespace.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+  });
+
+  t.test(`${target}: the images are the ones the Dockerfile builds`, async (t) => {
+    const version = docker.args.get('VERSION');
+    t.ok(version, 'the Dockerfile has ARG VERSION with a default');
+    for (const [image, stageName] of [[API_IMAGE, 'api'], [WORKER_IMAGE, 'worker']] as const) {
+      const stage = docker.stages.get(stageName);
+      t.ok(stage, `the Dockerfile has a stage "${stageName}"`);
+      t.equal(stage?.user, 'node', `stage ${stageName} runs as USER node (uid ${NODE_UID} in the official node image)`);
+      // Compose builds that target as PREFIX-NAME:local; Kubernetes runs NAME:VERSION.
+      const built = compose.filter((service) => service.target === stageName).map((service) => imageRepository(service.image));
+      t.same([...new Set(built)], [image], `docker-compose.yml builds target ${stageName} as ${image}`);
+      const app = image === API_IMAGE ? api : worker;
+      t.equal(imageTag(app.container.image ?? ''), version, `${image} is tagged with the Dockerfile's VERSION`);
+      t.equal(app.workload.template.spec?.containers.length, 1, `${app.workload.name} runs one container`);
+      // The image's CMD carries the heap bounds: the pod must not replace it.
+      t.equal(app.container.command, undefined, `${image}: no command override`);
+      t.equal(app.container.args, undefined, `${image}: no args override`);
+    }
+    t.ok(docker.stages.get('api')?.expose.includes(api.config.port), 'the api stage EXPOSEs the port the api listens on');
+    t.ok(docker.stages.get('worker')?.expose.includes(worker.config.healthPort), 'the worker stage EXPOSEs the health port');
+
+    // The data stores run the images compose runs (the same major versions read the same data).
+    const composeImages = new Set(compose.map((service) => service.image));
+    for (const workload of context.workloads) {
+      for (const container of allContainers(workload.template)) {
+        const image = container.image ?? '';
+        t.ok(imageTag(image) !== undefined && imageTag(image) !== 'latest', `${workload.name}/${container.name}: ${image} has a tag, not latest`);
+        t.equal(container.imagePullPolicy, 'IfNotPresent', `${workload.name}/${container.name}: imagePullPolicy IfNotPresent`);
+        if (workload.kind === 'StatefulSet') t.ok(composeImages.has(image), `${workload.name}: ${image} is the image compose runs`);
+      }
+    }
+  });
+
+  t.test(`${target}: each program's environment is exactly what the config loader reads`, async (t) => {
+    for (const app of [api, worker]) {
+      const set = new Set(app.env.keys());
+      t.same(
+        { missing: sorted([...app.read].filter((name) => !set.has(name))), extra: sorted([...set].filter((name) => !app.read.has(name))) },
+        { missing: [], extra: [] },
+        `${app.workload.name}: the variables set are those ${app === api ? 'loadApiConfig' : 'loadWorkerConfig'} reads (shared/src/config.ts)`,
+      );
+      t.equal(app.env.get('INSTANCE_ID')?.from, 'field', `${app.workload.name}: INSTANCE_ID is the pod's name (downward API)`);
+      t.equal(app.env.get('DB_PASS')?.from, 'secret', `${app.workload.name}: DB_PASS comes from a Secret`);
+      t.equal(app.workload.template.spec?.enableServiceLinks, false, `${app.workload.name}: no service-link variables (REDIS_PORT=tcp://… would clash)`);
+    }
+    t.same(api.env.get('DB_PASS')?.ref, worker.env.get('DB_PASS')?.ref, 'the api and the worker read the same password');
+  });
+
+  t.test(`${target}: the api rolls out without losing capacity and drains before it stops`, async (t) => {
+    const deployment = named(objects, 'Deployment', api.workload.name);
+    const strategy = deployment.spec?.strategy;
+    t.equal(strategy?.type, 'RollingUpdate');
+    t.equal(strategy?.rollingUpdate?.maxUnavailable, 0, 'maxUnavailable 0');
+    t.ok(minReplicas(context, api.workload) >= 3, 'at least three replicas');
+    const preStop = api.container.lifecycle?.preStop?.sleep?.seconds ?? 0;
+    t.ok(preStop >= 1, `a preStop sleep (${preStop} s) so endpoints are removed before SIGTERM`);
+    const grace = api.workload.template.spec?.terminationGracePeriodSeconds ?? 30;
+    t.ok(grace > preStop + api.config.shutdownTimeoutMs / 1000, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + SHUTDOWN_TIMEOUT_MS ${api.config.shutdownTimeoutMs / 1000} s`);
+    const workerGrace = worker.workload.template.spec?.terminationGracePeriodSeconds ?? 30;
+    t.ok(workerGrace > worker.config.shutdownTimeoutMs / 1000, `worker: terminationGracePeriodSeconds ${workerGrace} > SHUTDOWN_TIMEOUT_MS`);
+  });
+
+  t.test(`${target}: probes: /healthz for liveness and startup, /readyz for readiness, on the configured ports`, async (t) => {
+    const expectations = [
+      { app: api, port: api.config.port, probes: { startupProbe: '/healthz', livenessProbe: '/healthz', readinessProbe: '/readyz' } },
+      { app: worker, port: worker.config.healthPort, probes: { startupProbe: '/healthz', livenessProbe: '/healthz', readinessProbe: '/readyz' } },
+    ] as const;
+    for (const { app, port, probes } of expectations) {
+      for (const [kind, path] of Object.entries(probes) as [keyof typeof probes, string][]) {
+        const probe = app.container[kind]?.httpGet;
+        t.equal(probe?.path, path, `${app.workload.name}: ${kind} GET ${path}`);
+        const resolved = probe === undefined ? undefined : containerPort([app.container], probe.port);
+        t.equal(resolved?.containerPort, port, `${app.workload.name}: ${kind} on port ${port} (PORT / HEALTH_PORT)`);
+      }
+      t.ok(containerPort([app.container], port), `${app.workload.name}: declares containerPort ${port}`);
+    }
+    t.ok(containerPort([api.container], api.config.opsPort), `${api.workload.name}: declares its ops port (OPS_PORT ${api.config.opsPort})`);
+    // Every probe of every container names a port that container has.
+    for (const workload of context.workloads) {
+      for (const container of allContainers(workload.template)) {
+        t.ok(container.readinessProbe && container.livenessProbe, `${workload.name}/${container.name}: readiness and liveness probes`);
+        for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
+          const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port;
+          if (port !== undefined) t.ok(containerPort([container], port), `${workload.name}/${container.name}: probe port ${port} exists`);
+        }
+      }
+    }
+  });
+
+  t.test(`${target}: every pod runs unprivileged, read-only, with a writable /tmp`, async (t) => {
+    for (const workload of context.workloads) {
+      const pod = workload.template.spec;
+      const label = workload.name;
+      t.equal(pod?.automountServiceAccountToken, false, `${label}: no service account token`);
+      t.notOk(pod?.hostNetwork ?? pod?.hostPID ?? pod?.hostIPC, `${label}: no host namespaces`);
+      t.notOk(pod?.volumes?.some((volume) => volume.hostPath !== undefined), `${label}: no hostPath volume`);
+      for (const container of allContainers(workload.template)) {
+        const at = `${label}/${container.name}`;
+        const own = container.securityContext;
+        const podContext = pod?.securityContext;
+        const runAsUser = own?.runAsUser ?? podContext?.runAsUser;
+        t.equal(own?.runAsNonRoot ?? podContext?.runAsNonRoot, true, `${at}: runAsNonRoot`);
+        t.ok(Number.isInteger(runAsUser) && (runAsUser ?? 0) > 0, `${at}: a numeric, non-root runAsUser (${runAsUser})`);
+        if ([API_IMAGE, WORKER_IMAGE].includes(imageRepository(container.image ?? ''))) {
+          t.equal(runAsUser, NODE_UID, `${at}: runs as the image's node user, ${NODE_UID}`);
+        }
+        t.equal((own?.seccompProfile ?? podContext?.seccompProfile)?.type, 'RuntimeDefault', `${at}: seccomp RuntimeDefault`);
+        t.equal(own?.allowPrivilegeEscalation, false, `${at}: allowPrivilegeEscalation false`);
+        t.equal(own?.readOnlyRootFilesystem, true, `${at}: readOnlyRootFilesystem`);
+        t.notOk(own?.privileged, `${at}: not privileged`);
+        t.same(own?.capabilities?.drop, ['ALL'], `${at}: drops ALL capabilities`);
+        t.same(own?.capabilities?.add ?? [], [], `${at}: adds none`);
+        const tmp = container.volumeMounts?.find((mount) => mount.mountPath === '/tmp');
+        const volume = pod?.volumes?.find((candidate) => candidate.name === tmp?.name);
+        t.ok(volume?.emptyDir, `${at}: /tmp is an emptyDir`);
+        for (const resource of ['cpu', 'memory']) {
+          t.ok(container.resources?.requests?.[resource] !== undefined, `${at}: requests ${resource}`);
+          t.ok(container.resources?.limits?.[resource] !== undefined, `${at}: limits ${resource}`);
+        }
+      }
+    }
+  });
+
+  t.test(`${target}: Deployments, StatefulSets and Services select each other and agree on ports`, async (t) => {
+    for (const workload of context.workloads) {
+      t.ok(selects(workload.selector, workload.labels), `${workload.name}: its selector selects its own pod template`);
+      t.same(selected(context, workload.selector).map((other) => other.name), [workload.name], `${workload.name}: and no other workload's pods`);
+    }
+    for (const service of ofKind(objects, 'Service')) {
+      const matching = context.workloads.filter((workload) => selectsMap(service.spec?.selector, workload.labels));
+      t.equal(matching.length, 1, `Service ${service.metadata.name} selects exactly one workload`);
+      const workload = matching[0];
+      for (const port of service.spec?.ports ?? []) {
+        const resolved = workload === undefined ? undefined : containerPort(allContainers(workload.template), port.targetPort ?? port.port);
+        t.ok(resolved, `Service ${service.metadata.name}: targetPort ${port.targetPort ?? port.port} is a port of ${workload?.name ?? '?'}`);
+        t.equal(resolved?.protocol, port.protocol ?? 'TCP', `Service ${service.metadata.name}: same protocol`);
+      }
+    }
+    for (const statefulSet of ofKind(objects, 'StatefulSet')) {
+      const service = named(objects, 'Service', statefulSet.spec?.serviceName ?? '');
+      t.equal(service.spec?.clusterIP, 'None', `StatefulSet ${statefulSet.metadata.name}: its governing Service is headless`);
+      t.ok(selectsMap(service.spec?.selector, statefulSet.spec?.template.metadata?.labels ?? {}), `and selects its pods`);
+    }
+    // The hosts and ports in the apps' environment are the in-cluster Services (when they exist).
+    if (context.inClusterData) {
+      for (const [host, portVariable, component] of [['REDIS_HOST', 'REDIS_PORT', 'redis'], ['DB_HOST', 'DB_PORT', 'postgres']] as const) {
+        const service = named(objects, 'Service', api.env.get(host)?.value ?? '');
+        const target = context.workloads.find((workload) => selectsMap(service.spec?.selector, workload.labels));
+        t.equal(target?.labels['app.kubernetes.io/component'], component, `${host} is the Service of the ${component} StatefulSet`);
+        t.ok(service.spec?.ports?.some((port) => String(port.port) === api.env.get(portVariable)?.value), `${portVariable} is that Service's port`);
+      }
+    }
+    // The edge's Service reaches nginx's public port, not its health port.
+    const apiService = named(objects, 'Service', 'inflow-api');
+    t.same(apiService.spec?.ports?.map((port) => containerPort([api.container], port.targetPort ?? port.port)?.containerPort), [api.config.port], 'the api Service publishes PORT only, not OPS_PORT');
+    const edge = named(objects, 'Service', 'inflow-edge');
+    t.same(edge.spec?.ports?.map((port) => port.targetPort), ['http'], 'the edge Service publishes only the http port');
+  });
+
+  t.test(`${target}: PodDisruptionBudgets never block a drain`, async (t) => {
+    const budgets = ofKind(objects, 'PodDisruptionBudget');
+    t.ok(budgets.length > 0, 'there are PodDisruptionBudgets');
+    for (const budget of budgets) {
+      const name = budget.metadata.name;
+      const matching = selected(context, budget.spec?.selector);
+      t.equal(matching.length, 1, `PDB ${name} selects exactly one workload`);
+      const workload = matching[0];
+      if (workload === undefined) continue;
+      const { maxUnavailable, minAvailable } = budget.spec ?? {};
+      t.ok(typeof maxUnavailable === 'number' || typeof minAvailable === 'number', `PDB ${name}: a whole number (a percentage can round to 0)`);
+      const allowed = typeof maxUnavailable === 'number' ? maxUnavailable : minReplicas(context, workload) - (typeof minAvailable === 'number' ? minAvailable : 0);
+      t.ok(allowed >= 1, `PDB ${name}: at least one pod of ${workload.name} may go at its fewest replicas (${allowed})`);
+      t.equal(budget.spec?.unhealthyPodEvictionPolicy, 'AlwaysAllow', `PDB ${name}: pods that are not ready never hold a drain`);
+    }
+  });
+
+  t.test(`${target}: autoscaling`, async (t) => {
+    const hpas = ofKind(objects, 'HorizontalPodAutoscaler');
+    const scaledObjects = ofKind(objects, 'ScaledObject');
+    if (target !== 'overlays/autoscale') {
+      t.same([hpas.length, scaledObjects.length], [0, 0], 'no autoscaler outside the autoscale overlay');
+      t.equal(api.workload.replicas, 3, 'the api runs three replicas');
+      t.equal(worker.workload.replicas, 1, 'one worker');
+      return;
+    }
+    t.same(hpas.map((hpa) => hpa.spec.scaleTargetRef.name), [api.workload.name], 'one HPA, on the api; none on the worker (KEDA makes its own)');
+    for (const hpa of hpas) {
+      const targetRef = hpa.spec.scaleTargetRef;
+      t.same([targetRef.apiVersion, targetRef.kind], ['apps/v1', 'Deployment'], 'targets a Deployment');
+      t.same(hpa.spec.metrics?.map((metric) => [metric.type, metric.resource?.name, metric.resource?.target.type]), [['Resource', 'cpu', 'Utilization']], 'on CPU utilisation');
+      t.ok(api.container.resources?.requests?.['cpu'], 'the api requests CPU (utilisation is of the request)');
+      t.equal(api.workload.replicas, undefined, 'the api Deployment leaves replicas to the HPA');
+    }
+    t.equal(scaledObjects.length, 1, 'one ScaledObject');
+    for (const scaled of scaledObjects) {
+      const spec = scaled.spec;
+      t.same([spec.scaleTargetRef.apiVersion, spec.scaleTargetRef.kind, spec.scaleTargetRef.name], ['apps/v1', 'Deployment', worker.workload.name], 'targets the worker Deployment');
+      t.equal(spec.minReplicaCount, 1, 'minReplicaCount 1');
+      t.equal(worker.workload.replicas, undefined, 'the worker Deployment leaves replicas to KEDA');
+      t.equal(spec.triggers.length, 1, 'one trigger');
+      const trigger = spec.triggers[0];
+      t.equal(trigger?.type, 'redis', 'a Redis list trigger');
+      const metadata = trigger?.metadata ?? {};
+      t.equal(metadata['listName'], `bull:${ENTRIES_QUEUE}:wait`, 'the list is bull:<ENTRIES_QUEUE>:wait (ENTRIES_QUEUE from shared/src/queue.ts)');
+      t.equal(metadata['listName'], new QueueKeys().toKey(ENTRIES_QUEUE, 'wait'), "and BullMQ's own name for the queue's wait list");
+      t.ok(Number(metadata['listLength']) > 0, 'a target list length');
+      for (const [key, variable] of [['hostFromEnv', 'REDIS_HOST'], ['portFromEnv', 'REDIS_PORT']] as const) {
+        t.equal(metadata[key], variable, `${key} reads ${variable}`);
+        t.ok(worker.env.has(variable), `which the worker's container sets`);
+      }
+    }
+  });
+
+  t.test(`${target}: data stores`, async (t) => {
+    const statefulSets = ofKind(objects, 'StatefulSet');
+    if (!context.inClusterData) {
+      t.same(statefulSets, [], 'no StatefulSet');
+      t.same(ofKind(objects, 'Service').map((service) => service.metadata.name).sort(), ['inflow-api', 'inflow-edge'], 'no Service for Redis or PostgreSQL');
+      for (const variable of ['REDIS_HOST', 'DB_HOST']) {
+        const host = api.env.get(variable)?.value ?? '';
+        t.notOk(ofKind(objects, 'Service').some((service) => service.metadata.name === host.split('.')[0]), `${variable} (${host}) is outside the cluster`);
+      }
+      return;
+    }
+    const redis = context.workloads.find((workload) => workload.labels['app.kubernetes.io/component'] === 'redis');
+    const postgres = context.workloads.find((workload) => workload.labels['app.kubernetes.io/component'] === 'postgres');
+    t.same([redis?.kind, postgres?.kind], ['StatefulSet', 'StatefulSet'], 'Redis and PostgreSQL are StatefulSets');
+    if (redis === undefined || postgres === undefined) return;
+
+    const claims = (workload: Workload) => new Set((named(objects, 'StatefulSet', workload.name).spec?.volumeClaimTemplates ?? []).map((claim) => claim.metadata?.name));
+    const redisContainer = redis.template.spec?.containers[0];
+    const args = redisContainer?.args ?? [];
+    const option = (name: string) => {
+      const index = args.indexOf(`--${name}`);
+      return index === -1 ? undefined : args[index + 1];
+    };
+    t.equal(option('appendonly'), 'yes', 'Redis: appendonly yes');
+    t.equal(option('appendfsync'), 'always', 'Redis: appendfsync always');
+    t.equal(option('maxmemory-policy'), 'noeviction', 'Redis: maxmemory-policy noeviction');
+    const maxmemory = option('maxmemory');
+    t.ok(maxmemory !== undefined && redisBytes(maxmemory) > 0, `Redis: maxmemory is set (${maxmemory})`);
+    const limit = redisContainer?.resources?.limits?.['memory'];
+    t.ok(maxmemory !== undefined && limit !== undefined && redisBytes(maxmemory) < quantityBytes(limit), `Redis: maxmemory ${maxmemory} is below the container's memory limit ${limit}`);
+    const dataDir = option('dir') ?? '/data';
+    const redisMount = redisContainer?.volumeMounts?.find((mount) => mount.mountPath === dataDir);
+    t.ok(redisMount && claims(redis).has(redisMount.name), `Redis: ${dataDir} is a PersistentVolumeClaim`);
+
+    const pg = postgres.template.spec?.containers[0];
+    const pgEnv = pg === undefined ? new Map<string, EnvValue>() : containerEnv(pg, objects, 'postgres-0');
+    const dataMount = pg?.volumeMounts?.find((mount) => claims(postgres).has(mount.name));
+    const pgdata = pgEnv.get('PGDATA')?.value ?? '';
+    t.ok(dataMount, 'PostgreSQL: its data is a PersistentVolumeClaim');
+    t.ok(dataMount !== undefined && pgdata.startsWith(`${dataMount.mountPath}/`) && pgdata.length > dataMount.mountPath.length + 1, `PostgreSQL: PGDATA (${pgdata}) is a subdirectory of the volume`);
+    t.same(pgEnv.get('POSTGRES_PASSWORD')?.ref, api.env.get('DB_PASS')?.ref, 'PostgreSQL: its password is the apps’ DB_PASS');
+    t.same(pgEnv.get('POSTGRES_DB')?.ref, api.env.get('DB_NAME')?.ref, 'PostgreSQL: its database is the apps’ DB_NAME');
+    t.same(pgEnv.get('POSTGRES_USER')?.ref, api.env.get('DB_USER')?.ref, 'PostgreSQL: its user is the apps’ DB_USER');
+    const initdb = pg?.volumeMounts?.find((mount) => mount.mountPath === '/docker-entrypoint-initdb.d');
+    const initVolume = postgres.template.spec?.volumes?.find((volume) => volume.name === initdb?.name);
+    const initConfig = named(objects, 'ConfigMap', initVolume?.configMap?.name ?? '');
+    t.same(Object.values(initConfig.data ?? {}), [repoFile('init.sql')], 'PostgreSQL: init.sql comes from a ConfigMap equal to the repository’s init.sql (cp init.sql deploy/k8s/base/)');
+
+    // Every pool at its largest fits in max_connections.
+    const pgArgs = pg?.args ?? [];
+    const setting = pgArgs.map((arg) => /^max_connections=(\d+)$/.exec(arg)?.[1]).find((value) => value !== undefined);
+    const maxConnections = Number(setting ?? 100);
+    const needed = maxReplicas(context, api.workload) * api.config.db.poolMax + maxReplicas(context, worker.workload) * worker.config.db.poolMax;
+    t.ok(needed <= maxConnections - RESERVED_CONNECTIONS, `PostgreSQL: ${needed} pooled connections at most fit in max_connections ${maxConnections}`);
+  });
+
+  t.test(`${target}: the password Secret holds no committed value`, async (t) => {
+    const ref = api.env.get('DB_PASS')?.ref;
+    const secret = named(objects, 'Secret', ref?.name ?? '');
+    t.same(Object.keys(secret.data ?? {}), ['DB_PASS'], 'the Secret holds DB_PASS only');
+    t.equal(secret.data?.['DB_PASS'], '', 'and it is empty: set it in your own overlay (README)');
+    t.equal(secret.stringData, undefined, 'no stringData');
+    t.same(ofKind(objects, 'Secret').map((candidate) => candidate.metadata.name), [secret.metadata.name], 'no other Secret');
+  });
+
+  t.test(`${target}: NetworkPolicies deny by default and allow exactly the flows needed`, async (t) => {
+    const policies = ofKind(objects, 'NetworkPolicy');
+    t.ok(
+      policies.some((policy) => Object.keys(policy.spec?.podSelector ?? { x: 1 }).length === 0 && policy.spec?.ingress === undefined && policy.spec?.egress === undefined && (policy.spec?.policyTypes ?? []).length === 2),
+      'a default-deny policy (every pod, both directions, no rule)',
+    );
+    for (const policy of policies) {
+      if (Object.keys(policy.spec?.podSelector ?? {}).length === 0) continue;
+      t.ok(selected(context, policy.spec?.podSelector).length > 0, `NetworkPolicy ${policy.metadata.name} selects pods`);
+    }
+
+    const component = (workload: Workload) => workload.labels['app.kubernetes.io/component'] ?? workload.name;
+    const peers: Peer[] = context.workloads.map((workload) => ({
+      kind: 'pod',
+      name: component(workload),
+      namespace: NAMESPACE,
+      namespaceLabels: { 'kubernetes.io/metadata.name': NAMESPACE },
+      labels: workload.labels,
+      ports: allContainers(workload.template).flatMap((container) =>
+        (container.ports ?? []).map((port) => ({ ...(port.name === undefined ? {} : { name: port.name }), port: port.containerPort, protocol: port.protocol ?? 'TCP' })),
+      ),
+    }));
+    const elsewhere = (name: string, namespace: string, labels: Record<string, string>, ports: Peer['ports']): Peer => ({
+      kind: 'pod', name, namespace, namespaceLabels: { 'kubernetes.io/metadata.name': namespace }, labels, ports,
+    });
+    peers.push(
+      elsewhere('kube-dns', 'kube-system', { 'k8s-app': 'kube-dns' }, [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }]),
+      elsewhere('prometheus', 'monitoring', { 'app.kubernetes.io/name': 'prometheus' }, [{ port: 9090, protocol: 'TCP' }]),
+      elsewhere('keda-operator', 'keda', { 'app.kubernetes.io/name': 'keda-operator' }, [{ port: 8080, protocol: 'TCP' }]),
+      elsewhere('other-app', 'other', { app: 'other' }, [{ port: 8080, protocol: 'TCP' }]),
+      { kind: 'ip', name: 'internet', ip: '203.0.113.7', ports: [{ port: 443, protocol: 'TCP' }] },
+    );
+    // Managed services (external-data): one address in each ipBlock, on the ports their rules name.
+    const blocks = policies.flatMap((policy) => (policy.spec?.egress ?? []).flatMap((rule) => (rule.to ?? []).flatMap((to) => (to.ipBlock === undefined ? [] : [{ cidr: to.ipBlock.cidr, ports: rule.ports ?? [] }]))));
+    for (const { cidr, ports } of blocks) {
+      if (peers.some((peer) => peer.name === `ipBlock ${cidr}`)) continue;
+      peers.push({ kind: 'ip', name: `ipBlock ${cidr}`, ip: firstHost(cidr), ports: ports.map((port) => ({ port: Number(port.port), protocol: port.protocol ?? 'TCP' })) });
+    }
+
+    const expected = new Set<string>();
+    const flow = (from: string, to: string, port: number, protocol = 'TCP') => expected.add(`${from} -> ${to}:${port}/${protocol}`);
+    // The public edge: anyone outside the namespace may connect to nginx's public port.
+    for (const peer of peers) if (!(peer.kind === 'pod' && peer.namespace === NAMESPACE)) flow(peer.name, 'edge', 8080);
+    flow('edge', 'api', api.config.port);
+    for (const client of ['edge', 'api', 'worker']) {
+      flow(client, 'kube-dns', 53, 'UDP');
+      flow(client, 'kube-dns', 53, 'TCP');
+    }
+    flow('prometheus', 'api', api.config.opsPort);
+    flow('prometheus', 'worker', worker.config.healthPort);
+    for (const client of ['api', 'worker']) {
+      if (context.inClusterData) {
+        flow(client, 'redis', 6379);
+        flow(client, 'postgres', 5432);
+      } else {
+        for (const { cidr, ports } of blocks) for (const port of ports) flow(client, `ipBlock ${cidr}`, Number(port.port));
+      }
+    }
+    if (context.inClusterData && ofKind(objects, 'ScaledObject').length > 0) flow('keda-operator', 'redis', 6379);
+    if (!context.inClusterData) {
+      const blockPorts = [...new Set(blocks.flatMap(({ ports }) => ports.map((port) => Number(port.port))))].sort((a, b) => a - b);
+      t.same(blockPorts, [5432, 6379], 'the managed services are reached on 5432 and 6379 only');
+    }
+
+    const actual = allowedFlows(NAMESPACE, policies, peers);
+    t.same(
+      { unexpected: sorted([...actual].filter((entry) => !expected.has(entry))), missing: sorted([...expected].filter((entry) => !actual.has(entry))) },
+      { unexpected: [], missing: [] },
+      'allowed flows = needed flows',
+    );
+  });
+}
