@@ -13,8 +13,16 @@ const stack = await startStack(t, { apis: 0, workers: 0 });
 const api = await stack.addApi({ LOG_LEVEL: 'info' });
 const worker = await stack.addWorker({ LOG_LEVEL: 'info' });
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 const requestLines = (id: string) => api.logs.filter((line) => (line['req'] as { id?: string } | undefined)?.id === id);
+
+/**
+ * A request sent after everything before it was answered, and its log line: the API writes its
+ * lines in order, so once this one is in, any line about an earlier request is in too.
+ */
+async function apiMarker(id: string): Promise<void> {
+  await http(`${api.url}/api/instance`, { headers: { 'X-Request-ID': id } });
+  await api.waitForLog((l) => (l['req'] as { id?: string } | undefined)?.id === id);
+}
 
 t.test('one line per request, with method, path, status, duration, request id and instance id', async (t) => {
   const accepted = await postEntry(api.url, { author: 'logger', message: 'a private message body' }, { 'X-Request-ID': 'log-post-1' });
@@ -31,7 +39,7 @@ t.test('one line per request, with method, path, status, duration, request id an
   });
   t.ok(!Number.isNaN(Date.parse(String(line['time']))), 'an ISO time');
   t.ok((line['durationMs'] as number) >= 0);
-  await settle();
+  await apiMarker('log-post-1-after');
   t.equal(requestLines('log-post-1').length, 1, 'exactly one line for the request');
   t.notMatch(JSON.stringify(line), /a private message body|logger/, 'the body is not logged');
 
@@ -57,7 +65,7 @@ t.test('one line per request, with method, path, status, duration, request id an
   // Probes are debug-level: absent at LOG_LEVEL=info.
   await http(`${api.url}/healthz`, { headers: { 'X-Request-ID': 'log-probe' } });
   await http(`${api.url}/readyz`, { headers: { 'X-Request-ID': 'log-probe' } });
-  await settle();
+  await apiMarker('log-probe-after');
   t.equal(requestLines('log-probe').length, 0, 'health probes are not logged at info');
   await waitForEntryStatus(api.url, accepted.body.id, 'persisted');
 });
@@ -78,7 +86,10 @@ t.test('the worker logs one line per persisted entry', async (t) => {
     });
     t.ok((line['queueLatencyMs'] as number) >= 0 && (line['queueLatencyMs'] as number) < 60_000, `a plausible latency (${String(line['queueLatencyMs'])} ms)`);
   }
-  await settle();
+  // A marker entry, accepted after those five were persisted: the worker writes its lines in
+  // order, so once the marker's line is in, any further line about the five would be in too.
+  const marker = await postEntry(api.url, { author: 'logger', message: 'marker' });
+  await worker.waitForLog((l) => l['entryId'] === marker.body.id && l.msg === 'entry persisted');
   for (const id of ids) {
     t.equal(worker.logs.filter((l) => l['entryId'] === id).length, 1, `exactly one line for ${id}`);
   }
@@ -88,8 +99,8 @@ t.test('every line is JSON and carries the instance id', async (t) => {
   // A clean shutdown adds its own lines; they must follow the rule too. (SIGINT, as Ctrl-C.)
   api.signal('SIGINT');
   worker.signal('SIGTERM');
-  t.equal(await api.exited, 0);
-  t.equal(await worker.exited, 0);
+  t.equal(await api.closed, 0);
+  t.equal(await worker.closed, 0);
   const check = (name: string, instance: string, logs: readonly LogLine[]) => {
     t.ok(logs.length > 5, `${name}: ${logs.length} lines`);
     const unparsed = logs.filter((line) => line['unparsed'] === true);

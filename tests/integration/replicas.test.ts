@@ -12,6 +12,7 @@ import {
   startStack,
   waitFor,
   waitForEntryStatus,
+  waitForQueueDrained,
   type Accepted,
   type EntryView,
   type ErrorBody,
@@ -81,8 +82,9 @@ t.test('the same key sent to all replicas at once makes one entry', async (t) =>
     timeoutMs: 15_000,
     what: 'the race entries to be persisted',
   });
-  // Give a stray duplicate job the time to land before counting.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Every job those POSTs made is in the queue since their 202s; once none is left to run, a
+  // stray duplicate job has landed (or failed) before the rows are counted.
+  await waitForQueueDrained(stack.redis.client, { timeoutMs: 30_000 });
   const rows = (await stack.rows()).filter((row) => row.author === 'race');
   t.equal(rows.length, 5, 'one row per key');
 });

@@ -143,6 +143,10 @@ export function rawRequest(
  * when `finish()` is called. The request is "in flight" on the server in between. Without an
  * agent the request has a connection of its own (Connection: close); with a keep-alive agent it
  * behaves like a proxy's upstream connection.
+ *
+ * `received` resolves once the server has taken the request: with an `Expect: 100-continue`
+ * header, when its "100 Continue" arrives (node:http writes it as it hands the request to the
+ * application), or else when the response does. It never rejects; `response` does.
  */
 export function slowPost(url: string, body: string, headers: Record<string, string> = {}, agent?: Agent) {
   const bytes = Buffer.from(body, 'utf8');
@@ -159,10 +163,17 @@ export function slowPost(url: string, body: string, headers: Record<string, stri
     });
     req.on('error', reject);
   });
+  const received = new Promise<void>((resolve) => {
+    req.once('continue', resolve);
+    req.once('response', () => {
+      resolve();
+    });
+  });
   req.flushHeaders();
   req.write(bytes.subarray(0, half));
   return {
     response,
+    received,
     finish: () => {
       if (finished) return;
       finished = true;

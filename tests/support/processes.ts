@@ -21,6 +21,12 @@ export interface AppProcess {
   output(): string;
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>;
+  /**
+   * Resolves with the exit code (or signal name) once the process has exited and its output has
+   * been read to the end: every line it wrote is in `logs`. (`exited` can come first: a child's
+   * 'exit' may be seen before the last of its stdout.)
+   */
+  readonly closed: Promise<number | string>;
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   signal(signal: NodeJS.Signals): void;
   stop(): Promise<number | string>;
@@ -83,6 +89,12 @@ export async function startProcess(
     });
   });
 
+  const closed = new Promise<number | string>((resolve) => {
+    child.once('close', (code, signal) => {
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+
   const app: AppProcess = {
     child,
     port,
@@ -90,6 +102,7 @@ export async function startProcess(
     logs,
     output: () => text,
     exited,
+    closed,
     waitForLog: (predicate, timeoutMs = 10_000) =>
       waitFor(() => logs.find(predicate), { timeoutMs, what: `a log line from ${main}`, intervalMs: 20 }),
     signal: (signal) => child.kill(signal),

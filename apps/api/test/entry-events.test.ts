@@ -97,7 +97,7 @@ async function read(url: string) {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for a condition rather than a fixed time, so a loaded machine cannot fail the test. */
-async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -124,9 +124,12 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
   h.emit('a', { status: 'persisted' });
   h.emit('a', { status: 'queued' }); // late and out of order: persisted stays
   await until(() => entriesMessages(client).length > 0, 'the first entries message');
-  await sleep(120); // two more flush intervals: nothing else may be sent
+  // A marker noted after that message: it is sent with the next flush, so anything else still
+  // pending from the interval would come before it or with it.
+  h.emit('marker', { status: 'queued' });
+  await until(() => entriesMessages(client).some((m) => m.data.entries?.some((entry) => entry.id === 'marker') === true), 'the marker');
   const entries = entriesMessages(client);
-  t.equal(entries.length, 1, 'one message for the whole interval');
+  t.equal(entries.length, 2, 'one message for the whole interval, then the marker');
   t.same(entries[0]?.data, {
     entries: [
       { id: 'a', author: 'author of a', status: 'persisted' },
@@ -134,6 +137,7 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
     ],
     dropped: 0,
   });
+  t.same(entries[1]?.data, { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 }, 'nothing of the interval sent again');
 
   const second = await read(h.url);
   t.teardown(second.close);
@@ -165,8 +169,16 @@ t.test('does nothing per event while no client listens', async (t) => {
   await until(() => h.events.clients === 0, 'the client to go');
   t.equal(h.events.clients, 0, 'the client is gone');
   for (let i = 0; i < 1000; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
-  await sleep(150);
   t.equal(h.described.length, 0, 'no batch was read');
+  // A new client, then a marker: had the events above been kept, they would be read with it
+  // (or before it), so the first batch read must hold the marker alone.
+  const next = await read(h.url);
+  t.teardown(next.close);
+  await until(() => h.events.clients === 1, 'the next client');
+  h.emit('marker', { status: 'queued' });
+  await until(() => entriesMessages(next).length > 0, 'the marker message');
+  t.same(h.described, [new Map([['marker', { status: 'queued' }]])], 'no batch was read for the events without a client');
+  t.same(entriesMessages(next)[0]?.data, { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 });
 });
 
 t.test('sends a heartbeat comment', async (t) => {
