@@ -46,9 +46,16 @@ export function createShutdown(
           logger.error({ err: error, step: step.name }, 'shutdown step failed');
         }
       }
-      clearTimeout(deadline);
       logger.info({ clean: !failed }, 'shutdown complete');
-      logger.flush();
+      // Asynchronous writes may still be queued: exit only once they are out, so the last lines
+      // are neither lost nor reordered (flush() alone returned while a write was in progress).
+      // If stdout never drains, the deadline above still ends the process.
+      await new Promise<void>((resolve) => {
+        logger.flush(() => {
+          resolve();
+        });
+      });
+      clearTimeout(deadline);
       exit(failed ? 1 : 0);
     })();
     return closing;
