@@ -18,7 +18,47 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/u;
 const CONTROL_CHARS_EXCEPT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
 /* eslint-enable no-control-regex */
 
-function textField(name: string, maxChars: number, forbidden: RegExp, forbiddenHint: string) {
+/**
+ * The rule for invisible formatting characters, in one place (the API validates with it, and the
+ * worker re-validates every job with the same schema).
+ *
+ * **author** refuses every character of Unicode's general category Cf ("format"): the bidi
+ * controls (U+061C, U+200E/U+200F, U+202A-U+202E, U+2066-U+2069), the zero-width characters
+ * (U+200B-U+200D, U+2060, U+FEFF), the soft hyphen U+00AD, the tag characters U+E0001-U+E007F,
+ * and the rest of the category as the running Node's Unicode tables define it. A name is shown
+ * inline, next to other text, and tells readers who wrote what: an override (U+202E) can make it
+ * read as another string, an invisible character makes two different names look the same. The
+ * price, paid on purpose: emoji ZWJ sequences (woman technologist, U+1F469 U+200D U+1F4BB), the
+ * tag-sequence flags (England's) and the ZWNJ some Persian and Indic spellings use are refused in
+ * names too. Characters that are invisible but not in Cf (Hangul fillers U+3164, braille blank
+ * U+2800, variation selectors) are not covered by this rule.
+ * https://www.unicode.org/reports/tr9/ (bidi), https://www.unicode.org/reports/tr36/ (spoofing)
+ *
+ * **message** keeps them: it is free text, where right-to-left marks and isolates, ZWJ emoji and
+ * ZWNJ have real uses, and the page shows each message as a paragraph of its own, so an embedding
+ * or override ends with the message and cannot reorder anything else on the page.
+ *
+ * Both fields are trimmed first (JavaScript's trim removes a leading or trailing U+FEFF), and the
+ * error names the first character refused, since it cannot be seen.
+ */
+const FORMAT_CHARS = /\p{Cf}/u;
+
+/** A character the field refuses, and how the refusal reads. */
+interface ForbiddenChars {
+  pattern: RegExp;
+  /** The end of "<field> must not contain …", given the first character found. */
+  describe: (found: string) => string;
+}
+
+const codePointName = (char: string): string => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+
+const controls = (pattern: RegExp, what: string): ForbiddenChars => ({ pattern, describe: () => what });
+const formatChars: ForbiddenChars = {
+  pattern: FORMAT_CHARS,
+  describe: (found) => `invisible formatting characters such as bidi controls or zero-width spaces (found ${codePointName(found)})`,
+};
+
+function textField(name: string, maxChars: number, forbidden: readonly ForbiddenChars[]) {
   return z
     // zod v4 leaves `input` out of the final issues, so "missing" and "wrong type" are told
     // apart here, where the input is still known.
@@ -41,19 +81,23 @@ function textField(name: string, maxChars: number, forbidden: RegExp, forbiddenH
         });
         return;
       }
-      if (forbidden.test(value)) {
-        ctx.issues.push({ code: 'custom', input: value, message: `${name} must not contain ${forbiddenHint}` });
+      for (const { pattern, describe } of forbidden) {
+        const found = pattern.exec(value);
+        if (found !== null) {
+          ctx.issues.push({ code: 'custom', input: value, message: `${name} must not contain ${describe(found[0])}` });
+          return;
+        }
       }
     });
 }
 
-export const authorSchema = textField('author', ENTRY_LIMITS.authorMaxChars, CONTROL_CHARS, 'control characters');
-export const messageSchema = textField(
-  'message',
-  ENTRY_LIMITS.messageMaxChars,
-  CONTROL_CHARS_EXCEPT_NEWLINE,
-  'control characters other than newline',
-);
+export const authorSchema = textField('author', ENTRY_LIMITS.authorMaxChars, [
+  controls(CONTROL_CHARS, 'control characters'),
+  formatChars,
+]);
+export const messageSchema = textField('message', ENTRY_LIMITS.messageMaxChars, [
+  controls(CONTROL_CHARS_EXCEPT_NEWLINE, 'control characters other than newline'),
+]);
 
 /** What a client submits. Unknown fields are refused rather than silently dropped. */
 export const newEntrySchema = z.strictObject(

@@ -19,6 +19,7 @@ function validate(body: unknown): Outcome {
 
 const EMOJI = '\u{1F600}'; // 😀: one code point, two UTF-16 code units, four UTF-8 bytes.
 const FAMILY = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}'; // 👨‍👩‍👧: one grapheme, five code points.
+const FLAG = '\u{1F1EB}\u{1F1F7}'; // 🇫🇷: one grapheme, two regional indicators.
 
 t.test('a plain entry passes unchanged', async (t) => {
   t.same(validate({ author: 'ada', message: 'hello, world' }), { ok: true, value: { author: 'ada', message: 'hello, world' } });
@@ -61,9 +62,13 @@ t.test('lengths are code points, at the 80 / 2000 boundary', async (t) => {
   t.match(validate({ author: 'x', message: EMOJI.repeat(2000) }), { ok: true });
   t.match(validate({ author: 'x', message: EMOJI.repeat(2001) }), { ok: false, failure: { field: 'message', message: /got 2001/ } });
 
-  // A ZWJ sequence is one grapheme but five code points: 16 families are 80 characters.
-  t.match(validate({ author: FAMILY.repeat(16), message: 'x' }), { ok: true });
-  t.match(validate({ author: FAMILY.repeat(16) + 'a', message: 'x' }), { ok: false, failure: { field: 'author', message: /got 81/ } });
+  // A ZWJ sequence is one grapheme but five code points: 400 families are 2000 characters. (An
+  // author may not hold one at all: ZWJ is a format character, see "invisible formatting".)
+  t.match(validate({ author: 'x', message: FAMILY.repeat(400) }), { ok: true });
+  t.match(validate({ author: 'x', message: FAMILY.repeat(400) + 'a' }), { ok: false, failure: { field: 'message', message: /got 2001/ } });
+  // A flag is two code points with no format character: 40 flags are 80 characters of a name.
+  t.match(validate({ author: FLAG.repeat(40), message: 'x' }), { ok: true });
+  t.match(validate({ author: FLAG.repeat(40) + 'a', message: 'x' }), { ok: false, failure: { field: 'author', message: /got 81/ } });
 
   // Surrounding whitespace does not count; CRLF counts as one character once it is LF.
   t.match(validate({ author: `  ${'a'.repeat(80)}  `, message: 'x' }), { ok: true });
@@ -89,8 +94,77 @@ t.test('control characters', async (t) => {
   t.match(validate({ author: 'a\nb', message: 'x' }), { ok: false, failure: { field: 'author', message: 'author must not contain control characters' } });
   t.match(validate({ author: 'a\u0000', message: 'x' }), { ok: false, failure: { field: 'author' } }, 'a NUL at the end is refused');
   t.match(validate({ author: 'x', message: '\u0000' }), { ok: false, failure: { field: 'message' } }, 'a lone NUL is refused');
-  // Not controls: the character after the C1 range, and format characters.
-  t.match(validate({ author: 'a\u00a0b\u00adc', message: 'zero\u200bwidth' }), { ok: true });
+  // Not controls: the character after the C1 range; format characters are allowed in a message
+  // (an author refuses them: see "invisible formatting characters").
+  t.match(validate({ author: 'a\u00a0b', message: 'zero\u200bwidth soft\u00adhyphen' }), { ok: true });
+});
+
+// Issue 15: bidi overrides (U+202E) were accepted in author and could spoof how a name reads.
+t.test('invisible formatting characters (Unicode category Cf): refused in author, kept in message', async (t) => {
+  const refused: readonly (readonly [string, string])[] = [
+    ['\u061c', 'ARABIC LETTER MARK'],
+    ['\u200e', 'LEFT-TO-RIGHT MARK'],
+    ['\u200f', 'RIGHT-TO-LEFT MARK'],
+    ['\u202a', 'LEFT-TO-RIGHT EMBEDDING'],
+    ['\u202b', 'RIGHT-TO-LEFT EMBEDDING'],
+    ['\u202c', 'POP DIRECTIONAL FORMATTING'],
+    ['\u202d', 'LEFT-TO-RIGHT OVERRIDE'],
+    ['\u202e', 'RIGHT-TO-LEFT OVERRIDE'],
+    ['\u2066', 'LEFT-TO-RIGHT ISOLATE'],
+    ['\u2067', 'RIGHT-TO-LEFT ISOLATE'],
+    ['\u2068', 'FIRST STRONG ISOLATE'],
+    ['\u2069', 'POP DIRECTIONAL ISOLATE'],
+    ['\u200b', 'ZERO WIDTH SPACE'],
+    ['\u200c', 'ZERO WIDTH NON-JOINER'],
+    ['\u200d', 'ZERO WIDTH JOINER'],
+    ['\u2060', 'WORD JOINER'],
+    ['\ufeff', 'ZERO WIDTH NO-BREAK SPACE (BOM)'],
+    ['\u00ad', 'SOFT HYPHEN'],
+    ['\u180e', 'MONGOLIAN VOWEL SEPARATOR'],
+    ['\u2061', 'FUNCTION APPLICATION'],
+    ['\ufff9', 'INTERLINEAR ANNOTATION ANCHOR'],
+    ['\u{e0001}', 'LANGUAGE TAG'],
+    ['\u{e0067}', 'TAG LATIN SMALL LETTER G'],
+  ];
+  for (const [char, name] of refused) {
+    const hex = (char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+    t.same(
+      validate({ author: `ad${char}a`, message: 'x' }),
+      {
+        ok: false,
+        failure: {
+          field: 'author',
+          message: `author must not contain invisible formatting characters such as bidi controls or zero-width spaces (found U+${hex})`,
+        },
+      },
+      `author with U+${hex} ${name}`,
+    );
+    t.same(validate({ author: 'x', message: `a${char}b` }), { ok: true, value: { author: 'x', message: `a${char}b` } }, `message keeps U+${hex} ${name}`);
+  }
+  // "admin\u202Enimda" is shown as "adminadmin": two names that read the same.
+  t.match(validate({ author: 'admin\u202enimda', message: 'x' }), { ok: false, failure: { field: 'author', message: /found U\+202E/ } });
+  // Only the first one is named; a control character is reported before a format character.
+  t.match(validate({ author: 'a\u200bb\u202ec', message: 'x' }), { ok: false, failure: { field: 'author', message: /found U\+200B\)$/ } });
+  t.match(validate({ author: 'a\u202eb\u0007c', message: 'x' }), { ok: false, failure: { field: 'author', message: 'author must not contain control characters' } });
+  // Emoji built with ZWJ or tags are refused in a name (the price of the rule); plain emoji, flags
+  // of regional indicators, skin tones and combining marks are not format characters.
+  t.match(validate({ author: FAMILY, message: 'x' }), { ok: false, failure: { field: 'author', message: /found U\+200D/ } });
+  t.match(validate({ author: '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}', message: 'x' }), { ok: false, failure: { field: 'author', message: /found U\+E0067/ } });
+  for (const fine of [EMOJI, FLAG, '\u{1F44D}\u{1F3FD}', 'e\u0301', 'Zo\u00eb', '\u2764\ufe0f', 'a\u00a0b', 'Jean-Luc', 'O\u2019Brien']) {
+    t.same(validate({ author: fine, message: 'x' }), { ok: true, value: { author: fine, message: 'x' } }, `author ${JSON.stringify(fine)}`);
+  }
+  // Trimming comes first: a BOM at either end is whitespace to trim(), and gone before the check.
+  t.same(validate({ author: '\ufeffada\ufeff', message: 'x' }), { ok: true, value: { author: 'ada', message: 'x' } });
+  // Every Cf character the running Node knows is refused in an author: the rule is the category.
+  let cf = 0;
+  for (let code = 0; code <= 0x10ffff; code += 1) {
+    if (code >= 0xd800 && code <= 0xdfff) continue;
+    const char = String.fromCodePoint(code);
+    if (!/\p{Cf}/u.test(char)) continue;
+    cf += 1;
+    if (validate({ author: `a${char}b`, message: 'x' }).ok) t.fail(`U+${code.toString(16)} (Cf) accepted in an author`);
+  }
+  t.ok(cf > 150, `${cf} format characters checked`);
 });
 
 t.test('invalid Unicode: lone surrogates', async (t) => {

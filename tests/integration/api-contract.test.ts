@@ -1,16 +1,21 @@
 /**
- * The HTTP contract of one API process (and the worker's health server), against real
- * PostgreSQL and Redis: every endpoint, status code and malformed input the issue lists.
+ * The HTTP contract of one API process (its public port and its ops port) and the worker's
+ * health server, against real PostgreSQL and Redis: every endpoint, status code and malformed
+ * input the issues list.
  */
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import t from 'tap';
 import {
+  freePort,
   http,
   postEntry,
   rawRequest,
+  REPO_ROOT,
   seenResponses,
   startStack,
   UUID,
@@ -23,10 +28,13 @@ import {
 
 t.setTimeout(120_000);
 
-const stack = await startStack(t, { apis: 1, workers: 0 });
+// Its own ops port: OPS_PORT's default (8081) would collide between test files run at once.
+const opsPort = await freePort();
+const stack = await startStack(t, { apis: 1, workers: 0, env: { OPS_PORT: String(opsPort) } });
 const api = stack.apis[0];
 if (api === undefined) throw new Error('no API');
 const base = api.url;
+const ops = `http://127.0.0.1:${String(opsPort)}`;
 
 const KEYS = (value: unknown) => Object.keys(value as object).sort();
 
@@ -138,6 +146,19 @@ t.test('POST content types: 415 unless JSON', async (t) => {
   assertError(t, latin1, 415, 'unsupported_media_type', 'Content-Type');
   t.equal((await postEntry(base, body, { 'content-type': 'application/json; charset=utf-8' })).status, 202);
   t.equal((await postEntry(base, body, { 'content-type': 'Application/JSON' })).status, 202);
+  t.equal((await postEntry(base, body, { 'content-type': 'application/json; charset=UTF-8' })).status, 202, 'the charset is case-insensitive');
+  // Issue 15: exactly one charset. utf-16 was decoded and accepted (202) while latin1 was refused.
+  for (const charset of ['utf-16', 'UTF-16', 'utf-16be', 'utf-32', 'utf8', 'ascii']) {
+    const other = await http(`${base}/api/entries`, { method: 'POST', headers: { 'content-type': `application/json; charset=${charset}` }, body });
+    assertError(t, other, 415, 'unsupported_media_type', 'Content-Type');
+    t.match((other.body as ErrorBody).error.message, /UTF-8/, `charset=${charset}: the message says which one`);
+  }
+  const utf16 = await http(`${base}/api/entries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json; charset=utf-16le' },
+    body: Buffer.from(JSON.stringify({ author: 'utf16', message: 'in UTF-16' }), 'utf16le'),
+  });
+  assertError(t, utf16, 415, 'unsupported_media_type', 'Content-Type');
   // A non-JSON upload over the size limit is refused for its type, before it is read.
   assertError(t, await http(`${base}/api/entries`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(100_000) }), 415, 'unsupported_media_type', 'Content-Type');
 });
@@ -176,6 +197,19 @@ t.test('POST bodies that are not an entry: 400 naming the field', async (t) => {
     const result = await postEntry<ErrorBody>(base, body);
     assertError(t, result, 400, 'invalid_field', field);
     t.match(result.body.error.message, message, `${JSON.stringify(body).slice(0, 50)}: ${result.body.error.message}`);
+  }
+  // Issue 15: invisible formatting characters (bidi controls, zero-width ones) in author.
+  for (const char of ['\u202e', '\u2067', '\u200f', '\u061c', '\u200b', '\u200d', '\u2060']) {
+    const result = await postEntry<ErrorBody>(base, { author: `ev${char}il`, message: 'm' });
+    assertError(t, result, 400, 'invalid_field', 'author');
+    t.match(result.body.error.message, /invisible formatting characters .*\(found U\+[0-9A-F]{4}\)$/);
+  }
+  // Issue 15: invalid UTF-8 was stored as U+FFFD; it is refused, naming the body.
+  for (const bytes of [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xe9]]) {
+    const raw = Buffer.concat([Buffer.from('{"author":"bytes","message":"a'), Buffer.from(bytes), Buffer.from('b"}')]);
+    const result = await http<ErrorBody>(`${base}/api/entries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+    assertError(t, result, 400, 'invalid_json', 'body');
+    t.match(result.body.error.message, /not valid UTF-8/);
   }
   // A lone surrogate, escaped in JSON (it cannot be sent as UTF-8).
   const lone = await postEntry<ErrorBody>(base, '{"author":"a","message":"x\\ud800y"}');
@@ -238,13 +272,14 @@ t.test('unusual requests: client errors, never a 500', async (t) => {
   assertError(t, await post({ 'content-encoding': 'gzip' }, gzipSync(' '.repeat(1_000_000) + body)), 413, 'payload_too_large', 'body');
   const unknownEncoding = await post({ 'content-encoding': 'compress' }, body);
   t.equal(unknownEncoding.status, 415, `an unknown Content-Encoding: 415 (${unknownEncoding.text})`);
+  t.match(unknownEncoding.body, { error: { code: 'unsupported_media_type', field: 'Content-Encoding', message: /gzip, deflate, br/ } });
   const deep = await post({}, '['.repeat(5_000) + ']'.repeat(5_000));
   assertError(t, deep, 400, 'invalid_field', 'body');
   // Headers over Node's limit never reach Express; the answer still has the one error shape.
   const huge = await rawRequest(`${base}/healthz`, { headers: { 'x-padding': 'x'.repeat(20_000) } });
   t.equal(huge.status, 431);
   t.equal(huge.headers['x-instance-id'], 'api-1', 'X-Instance-Id even on a 431');
-  t.match(JSON.parse(huge.text) as unknown, { error: { code: String, message: String } });
+  t.same(JSON.parse(huge.text) as unknown, { error: { code: 'headers_too_large', message: 'the request headers are too large' } });
   const options = await http(`${base}/api/entries`, { method: 'OPTIONS' });
   assertError(t, options, 405, 'method_not_allowed');
   t.equal(options.headers.get('allow'), 'GET, POST, HEAD');
@@ -366,19 +401,55 @@ t.test('HEAD works wherever GET does', async (t) => {
 });
 
 t.test('instance, liveness and readiness', async (t) => {
+  // Issue 15: the instance id and version only; the host name (a container id) and the start
+  // time are internals, on the ops port.
   const instance = await http<Record<string, string>>(`${base}/api/instance`);
   t.equal(instance.status, 200);
-  t.same(KEYS(instance.body), ['hostname', 'instanceId', 'startedAt', 'version']);
-  t.match(instance.body, { instanceId: 'api-1', hostname: hostname(), version: '1.0.0' });
-  t.ok(Date.parse(instance.body['startedAt'] ?? '') <= Date.now(), 'startedAt is a past time');
+  t.same(instance.body, { instanceId: 'api-1', version: '1.0.0' });
 
   const health = await http(`${base}/healthz`);
   t.equal(health.status, 200);
   t.match(health.body, { status: 'ok', instanceId: 'api-1' });
 
+  // Public readiness: ready or not, nothing about the dependencies.
   const ready = await http(`${base}/readyz`);
   t.equal(ready.status, 200);
-  t.match(ready.body, { status: 'ready', instanceId: 'api-1', checks: { redis: { ok: true }, postgres: { ok: true } } });
+  t.same(ready.body, { status: 'ready' });
+  t.equal(ready.headers.get('x-instance-id'), 'api-1');
+});
+
+t.test('the ops port: detailed readiness and /metrics, which the public port does not serve', async (t) => {
+  const ready = await http<{ status: string; instanceId: string; checks: Record<string, { ok: boolean; ms: number }> }>(`${ops}/readyz`);
+  t.equal(ready.status, 200);
+  t.match(ready.body, { status: 'ready', instanceId: 'api-1', checks: { redis: { ok: true, ms: Number }, postgres: { ok: true, ms: Number } } });
+  t.equal(ready.headers.get('x-instance-id'), 'api-1');
+  const health = await http(`${ops}/healthz`);
+  t.match(health.body, { status: 'ok', instanceId: 'api-1', hostname: hostname(), version: '1.0.0', startedAt: String });
+
+  await http(`${base}/api/entries?limit=1`);
+  const metrics = await http(`${ops}/metrics`);
+  t.equal(metrics.status, 200);
+  t.match(metrics.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  t.match(metrics.text, /inflow_http_requests_total\{method="GET",route="\/api\/entries",status="200",service="api",instance="api-1"\} \d+/);
+  t.match(metrics.text, /inflow_queue_jobs\{state="waiting",service="api",instance="api-1"\} \d+/);
+  t.notMatch(metrics.text, /route="\/metrics"/, 'scrapes are not counted as API requests');
+
+  // Issue 15: /metrics was public under other spellings (Express ignores case and a trailing slash).
+  for (const path of ['/metrics', '/metrics/', '/Metrics', '/METRICS', '/metrics?format=text', '/%6detrics', '//metrics']) {
+    const result = await http(`${base}${path}`);
+    t.equal(result.status, 404, `public ${path}: 404`);
+    t.notMatch(result.text, /inflow_|nodejs_|process_/, `public ${path}: no metrics`);
+  }
+  const wrong = await http(`${ops}/readyz`, { method: 'DELETE' });
+  t.equal(wrong.status, 405);
+  t.equal(wrong.headers.get('allow'), 'GET, HEAD');
+  t.equal((await http(`${ops}/api/entries`)).status, 404, 'the public routes are not on the ops port');
+
+  // The compose health check: deploy/node/healthcheck.sh PATH PORT, against the ops port.
+  const probe = (...args: string[]) => spawnSync('bash', [join(REPO_ROOT, 'deploy/node/healthcheck.sh'), ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+  t.equal(probe('/readyz', String(opsPort)).status, 0, 'healthcheck.sh /readyz OPS_PORT: healthy');
+  t.equal(probe('/nope', String(opsPort)).status, 1, 'a 404 is unhealthy');
+  t.equal(probe('/readyz', 'x1').status, 2, 'a port that is not a number is refused');
 });
 
 t.test('request ids', async (t) => {
@@ -430,6 +501,9 @@ t.test('every API response carried X-Instance-Id and X-Request-Id; no error leak
       if (/\bat .+:\d+:\d+|node_modules|\/dist\/|\/src\/|Error:/.test(response.text)) t.fail(`${where}: leaks internals: ${response.text}`);
       if (!response.headers.get('content-type')?.startsWith('application/json')) t.fail(`${where}: not JSON`);
     }
+    // Issue 15: no public answer names the host, an address or a dependency's raw error.
+    if (hostname().length >= 4 && response.text.includes(hostname())) t.fail(`${where}: names the host ${hostname()}`);
+    if (/127\.0\.0\.1|ECONNREFUSED|ETIMEDOUT|"checks"|"ms"/.test(response.text)) t.fail(`${where}: leaks an address or readiness detail: ${response.text.slice(0, 200)}`);
   }
   t.pass('checked');
 });

@@ -1,4 +1,4 @@
-import { withTimeout, type DatabaseHandle, type Logger, type Registry } from '@inflow/shared';
+import type { DatabaseHandle, Logger, Registry } from '@inflow/shared';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import { EntriesRepository } from './entries/entries.repository.ts';
@@ -10,8 +10,9 @@ import { QueueCapacity } from './entries/queue-capacity.ts';
 import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
+import { dependencyChecks } from './health/readiness.ts';
 import { errorHandler, unknownRoute } from './http/error-handler.ts';
-import { httpMetrics, metricsRoute, registerQueueGauges } from './http/metrics.ts';
+import { httpMetrics } from './http/metrics.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
@@ -29,7 +30,7 @@ export interface AppDependencies {
   redis: Redis;
   database: DatabaseHandle;
   liveness: Liveness;
-  /** Prometheus registry for GET /metrics. */
+  /** Prometheus registry: the app counts its requests into it, the ops server serves it (GET /metrics). */
   metrics: Registry;
   /** The live event stream (GET /api/events); without it the route answers 404. */
   events?: EntryEvents;
@@ -37,7 +38,11 @@ export interface AppDependencies {
   publicDir?: string;
 }
 
-/** Builds the Express app. Listening and draining belong to http/server.ts, signals and shutdown to main.ts. */
+/**
+ * Builds the public Express app (PORT, behind nginx). Its internal counterpart, /metrics and the
+ * detailed readiness, is ops/ops-server.ts, built by main.ts from the same dependencies.
+ * Listening and draining belong to http/server.ts, signals and shutdown to main.ts.
+ */
 export function createApp(deps: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -53,7 +58,6 @@ export function createApp(deps: AppDependencies): Express {
   app.use(securityHeaders);
   app.use(requestLogger(deps.logger));
   app.use(httpMetrics(deps.metrics));
-  registerQueueGauges(deps.metrics, deps.queue);
 
   const service = new EntriesService({
     repository: new EntriesRepository(deps.database.db),
@@ -67,20 +71,12 @@ export function createApp(deps: AppDependencies): Express {
     healthRoutes({
       instance: deps.instance,
       liveness: deps.liveness,
-      checks: [
-        {
-          name: 'redis',
-          check: async () => {
-            await withTimeout(deps.redis.ping(), 2_000, 'Redis did not answer');
-          },
-        },
-        { name: 'postgres', check: () => deps.database.ping() },
-      ],
+      checks: dependencyChecks(deps),
+      logger: deps.logger.child({ module: 'health' }),
     }),
   );
   app.use(entriesRoutes(service));
   app.use(statsRoutes(deps.queue));
-  app.use(metricsRoute(deps.metrics));
   if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.liveness));
   if (deps.publicDir !== undefined) app.use(webRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
   app.use(unknownRoute);

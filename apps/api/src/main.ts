@@ -13,12 +13,13 @@ import {
   createProducerRedis,
   withTimeout,
 } from '@inflow/shared';
-import { createApp } from './app.ts';
+import { createApp, type AppDependencies } from './app.ts';
 import { EntriesRepository } from './entries/entries.repository.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
 import { startHttpServer } from './http/server.ts';
+import { createOpsApp, startOpsServer } from './ops/ops-server.ts';
 
 // How long main waits for Redis and PostgreSQL before it listens anyway.
 const STARTUP_WAIT_MS = 15_000;
@@ -49,9 +50,11 @@ const events = new EntryEvents({
   logger: eventsLogger,
   subscribe: (onChange) => subscribeToQueueEvents({ redis: config.redis, producer: redis, logger: eventsLogger, onChange }),
   describe: describeChanges({ repository: new EntriesRepository(database.db), producer: redis, logger: eventsLogger }),
+  maxClients: config.eventsMaxStreams,
 });
 
-const app = createApp({
+// The one set of dependencies, for the public app and for the ops server alike.
+const deps: AppDependencies = {
   instance: { instanceId: config.instanceId, hostname: hostname(), version, startedAt: new Date().toISOString() },
   trustProxyHops: config.trustProxyHops,
   idempotencyTtlSeconds: config.idempotencyTtlSeconds,
@@ -65,7 +68,21 @@ const app = createApp({
   events,
   // dist/public, from src/main.ts (node --watch) as from dist/main.js.
   publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)),
-});
+};
+const app = createApp(deps);
+
+// The ops port first: while main waits for Redis and PostgreSQL below, its /readyz already says
+// which one it waits for.
+const ops = await startOpsServer({ app: createOpsApp(deps), port: config.opsPort, instanceId: config.instanceId }).catch(
+  (error: unknown): Promise<never> => {
+    // EADDRINUSE and the like: a replica without its health check would never turn healthy.
+    logger.fatal({ err: error, opsPort: config.opsPort }, 'cannot listen on OPS_PORT');
+    // Exit once the line is out (or after 2 s, should stdout never drain); nothing else runs.
+    logger.flush(() => process.exit(1));
+    setTimeout(() => process.exit(1), 2_000);
+    return new Promise<never>(() => undefined);
+  },
+);
 
 // Listen only once Redis and PostgreSQL answer: nginx sends a replica traffic the moment it
 // accepts connections (a restarted one included), and until Redis is connected every POST would
@@ -95,7 +112,7 @@ const http = await startHttpServer({
     events.endStreams();
   },
 });
-logger.info({ port: config.port, version }, 'api listening');
+logger.info({ port: config.port, opsPort: config.opsPort, version }, 'api listening');
 
 const shutdown = createShutdown(
   [
@@ -109,6 +126,8 @@ const shutdown = createShutdown(
       },
     },
     { name: 'close database', run: () => database.close() },
+    // Last: until here the container health check and Prometheus can still see the shutdown.
+    { name: 'close ops server', run: () => ops.close() },
   ],
   { logger, timeoutMs: config.shutdownTimeoutMs },
 );

@@ -1,12 +1,42 @@
-import express, { Router } from 'express';
+import { isUtf8 } from 'node:buffer';
+import { MIMEType } from 'node:util';
+import express, { Router, type Request } from 'express';
 import { BODY_LIMIT_BYTES } from '../http/error-handler.ts';
-import { unsupportedMediaType } from '../http/errors.ts';
+import { invalidUtf8, unsupportedCharset, unsupportedMediaType } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import type { EntriesService } from './entries.service.ts';
 
+/**
+ * The one body an entry may come in: JSON (application/json), in UTF-8, the only charset: either
+ * no charset parameter or `charset=utf-8` (any case). body-parser alone would also decode
+ * utf-16 and utf-32, and would turn bytes that are not UTF-8 into U+FFFD.
+ */
+function checkJsonType(req: Request): void {
+  if (req.is('application/json') !== 'application/json') throw unsupportedMediaType();
+  const header = req.get('content-type') ?? '';
+  // Two charset parameters could be read differently by us and by body-parser: refuse them.
+  if ((header.match(/charset/gi) ?? []).length > 1) throw unsupportedCharset();
+  let charset: string | null;
+  try {
+    charset = new MIMEType(header).params.get('charset');
+  } catch {
+    throw unsupportedMediaType();
+  }
+  if (charset !== null && charset.toLowerCase() !== 'utf-8') throw unsupportedCharset();
+}
+
 export function entriesRoutes(service: EntriesService): Router {
   const router = Router();
-  const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: 'application/json' });
+  const parseJson = express.json({
+    limit: BODY_LIMIT_BYTES,
+    strict: true,
+    type: 'application/json',
+    // The raw bytes (after Content-Encoding), before they are decoded: invalid UTF-8 is refused,
+    // never stored with U+FFFD in place of what the client sent.
+    verify: (_req, _res, body) => {
+      if (!isUtf8(body)) throw invalidUtf8();
+    },
+  });
 
   router
     .route('/api/entries')
@@ -16,8 +46,8 @@ export function entriesRoutes(service: EntriesService): Router {
     })
     .post(
       (req, _res, next) => {
-        // Checked before the body is read, so a large non-JSON upload is refused at once.
-        if (req.is('application/json') !== 'application/json') throw unsupportedMediaType();
+        // Checked before the body is read, so a large upload of another type is refused at once.
+        checkJsonType(req);
         next();
       },
       parseJson,

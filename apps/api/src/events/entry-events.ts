@@ -44,7 +44,10 @@ export interface EntryEventsOptions {
   maxPerFlush?: number;
   /** A comment line every so often keeps proxies from timing out an idle stream (default 15 s). */
   heartbeatMs?: number;
-  /** Most SSE clients of this process (default 1000). */
+  /**
+   * Most SSE clients of this process, those still connecting included (default 1000; main.ts
+   * passes EVENTS_MAX_STREAMS, 200).
+   */
   maxClients?: number;
   /** A client whose unsent output grows past this is disconnected; it reconnects (default 1 MiB). */
   maxBufferedBytes?: number;
@@ -74,6 +77,8 @@ export class EntryEvents {
   readonly #maxClients: number;
   readonly #maxBufferedBytes: number;
   readonly #clients = new Set<ServerResponse>();
+  // Streams past the capacity check but not yet in #clients (waiting for the subscription).
+  #connecting = 0;
   #pending = new Map<string, StatusChange>();
   #dropped = 0;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -98,7 +103,17 @@ export class EntryEvents {
 
   /** False once the process stopped taking streams (shutdown), or when this one has too many. */
   get accepting(): boolean {
-    return !this.#closed && this.#clients.size < this.#maxClients;
+    return !this.#closed && !this.full;
+  }
+
+  /** True while this process serves its most streams (maxClients): the next one must wait. */
+  get full(): boolean {
+    return this.#clients.size + this.#connecting >= this.#maxClients;
+  }
+
+  /** False once the process stopped taking streams (shutdown). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Turns the response into an event stream that lasts until the client leaves or we shut down. */
@@ -106,8 +121,16 @@ export class EntryEvents {
     const head = req.method === 'HEAD';
     // The stream needs the queue's events: started with the first client, then kept. The
     // subscription starts from the stream's current end, so nothing is lost between the
-    // "hello" below and the first read.
-    if (!head) await this.#subscribe();
+    // "hello" below and the first read. Counted meanwhile: a burst of clients arriving during
+    // the first subscription must not all pass a capacity check made before any was added.
+    if (!head) {
+      this.#connecting += 1;
+      try {
+        await this.#subscribe();
+      } finally {
+        this.#connecting -= 1;
+      }
+    }
     if (this.#closed || req.destroyed) {
       res.destroy();
       return;

@@ -1,19 +1,25 @@
 import { Router } from 'express';
-import { serviceUnavailable } from '../http/errors.ts';
+import { serviceUnavailable, tooManyStreams } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import type { Liveness } from '../health/health.routes.ts';
 import type { EntryEvents } from './entry-events.ts';
 
-/** GET /api/events: the Server-Sent Events stream of entry status changes. */
+/**
+ * GET /api/events: the Server-Sent Events stream of entry status changes. At most
+ * EVENTS_MAX_STREAMS at once per process: a stream holds a connection for as long as the client
+ * likes, so without a cap one client could hold them all (issue 15). nginx tries another
+ * replica on a 503 for this location (nginx.conf).
+ */
 export function eventsRoutes(events: EntryEvents, liveness: Liveness): Router {
   const router = Router();
   router
     .route('/api/events')
     .get(async (req, res) => {
-      if (liveness.draining || !events.accepting) {
-        // nginx tries another replica on a 503 for this location (nginx.conf).
+      if (liveness.draining || events.closed) {
         throw serviceUnavailable('shutting_down', 'this instance takes no new event streams; reconnect');
       }
+      // Checked, then counted by connect() in the same tick: no two requests pass for one slot.
+      if (req.method !== 'HEAD' && events.full) throw tooManyStreams();
       await events.connect(req, res);
     })
     .all(allowOnly('GET'));

@@ -3,6 +3,7 @@ import { QueueEvents, QueueKeys } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EntriesRepository } from '../entries/entries.repository.ts';
 import { toEntry } from '../entries/entries.repository.ts';
+import { publicFailedReason } from '../entries/failed-reason.ts';
 import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts';
 
 const keys = new QueueKeys();
@@ -55,9 +56,10 @@ export async function subscribeToQueueEvents(options: {
   queueEvents.on('completed', ({ jobId }) => {
     options.onChange(jobId, { status: 'persisted' });
   });
-  // Emitted only once a job has no attempts left (a retry is "delayed" instead).
+  // Emitted only once a job has no attempts left (a retry is "delayed" instead). The raw reason
+  // may hold a database's or a socket's words; the stream is public (failed-reason.ts).
   queueEvents.on('failed', ({ jobId, failedReason }) => {
-    options.onChange(jobId, { status: 'failed', failedReason });
+    options.onChange(jobId, { status: 'failed', failedReason: publicFailedReason(failedReason) });
   });
 
   return {

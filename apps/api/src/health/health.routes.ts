@@ -1,12 +1,15 @@
-import { checkReadiness, type DependencyCheck } from '@inflow/shared';
+import type { DependencyCheck, Logger } from '@inflow/shared';
 import { Router } from 'express';
+import { notReady } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
+import { readiness } from './readiness.ts';
 
 export interface Liveness {
   /** True once shutdown started: the instance wants no new traffic. */
   readonly draining: boolean;
 }
 
+/** Who this process is. Only `instanceId` and `version` are public; the rest is for the ops port. */
 export interface InstanceInfo {
   instanceId: string;
   hostname: string;
@@ -14,7 +17,13 @@ export interface InstanceInfo {
   startedAt: string;
 }
 
-export function healthRoutes(deps: { checks: readonly DependencyCheck[]; liveness: Liveness; instance: InstanceInfo }): Router {
+/**
+ * The public health routes. They say only what a client needs: this process answers
+ * (/healthz), it can serve (/readyz: ready or not), and which instance and version answered
+ * (/api/instance). Container host names, dependency names, latencies and errors stay on the ops
+ * port (ops/ops-server.ts) and in the log.
+ */
+export function healthRoutes(deps: { checks: readonly DependencyCheck[]; liveness: Liveness; instance: InstanceInfo; logger: Logger }): Router {
   const router = Router();
 
   // Liveness: the process answers. Dependencies are not checked here, or a Redis outage would
@@ -29,26 +38,16 @@ export function healthRoutes(deps: { checks: readonly DependencyCheck[]; livenes
   router
     .route('/readyz')
     .get(async (_req, res) => {
-      const { ok, checks, failed } = await checkReadiness(deps.checks);
-      if (deps.liveness.draining) {
-        res.status(503).json({ error: { code: 'shutting_down', message: 'this instance is shutting down' }, checks });
-        return;
-      }
-      if (!ok) {
-        res.status(503).json({
-          error: { code: 'dependency_unavailable', message: `not ready: ${failed.join(' and ')} unavailable` },
-          checks,
-        });
-        return;
-      }
-      res.json({ status: 'ready', instanceId: deps.instance.instanceId, checks });
+      const { ok } = await readiness(deps.checks, deps.logger);
+      if (!ok || deps.liveness.draining) throw notReady();
+      res.set('Cache-Control', 'no-store').json({ status: 'ready' });
     })
     .all(allowOnly('GET'));
 
   router
     .route('/api/instance')
     .get((_req, res) => {
-      res.json(deps.instance);
+      res.json({ instanceId: deps.instance.instanceId, version: deps.instance.version });
     })
     .all(allowOnly('GET'));
 

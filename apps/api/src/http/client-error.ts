@@ -1,11 +1,13 @@
 import type { Duplex } from 'node:stream';
 
 // What Node's own handler answers (lib/_http_server.js), with a body in the API's error shape:
-// Node's default is an empty 400, which nginx passes on as it is.
-const STATUS: Readonly<Record<string, [number, string, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'the request headers are too large'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'the chunk extensions are too large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request took too long to arrive'],
+// Node's default is an empty 400, which nginx passes on as it is. [status, reason, code, message]
+const STATUS: Readonly<Record<string, [number, string, string, string]>> = {
+  // Over Node's 16 KiB of headers (nginx refuses 8 KiB already, with its own answer).
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'payload_too_large', 'the chunk extensions are too large'],
+  // headersTimeout or requestTimeout (http/server.ts, HTTP_TIMEOUTS) passed.
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive'],
 };
 
 /**
@@ -21,8 +23,8 @@ export function clientErrorHandler(instanceId: string) {
       socket.destroy();
       return;
     }
-    const [status, reason, message] = STATUS[error.code ?? ''] ?? [400, 'Bad Request', 'the request could not be parsed as HTTP'];
-    const body = JSON.stringify({ error: { code: 'bad_request', message } });
+    const [status, reason, code, message] = STATUS[error.code ?? ''] ?? [400, 'Bad Request', 'bad_request', 'the request could not be parsed as HTTP'];
+    const body = JSON.stringify({ error: { code, message } });
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\n` +
         'Content-Type: application/json; charset=utf-8\r\n' +

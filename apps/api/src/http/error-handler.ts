@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { HttpError, internalError, invalidJson, notFound, payloadTooLarge, unsupportedMediaType } from './errors.ts';
+import { HttpError, internalError, invalidJson, notFound, payloadTooLarge, unsupportedCharset, unsupportedEncoding } from './errors.ts';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -20,8 +20,9 @@ function fromBodyParser(error: BodyParserError): HttpError | undefined {
     case 'entity.too.large':
       return payloadTooLarge(BODY_LIMIT_BYTES);
     case 'encoding.unsupported':
+      return unsupportedEncoding();
     case 'charset.unsupported':
-      return unsupportedMediaType('the body must be JSON encoded as UTF-8');
+      return unsupportedCharset();
     case 'request.aborted':
     case 'request.size.invalid':
       return new HttpError(400, 'bad_request', 'the request body was incomplete', { field: 'body' });

@@ -46,7 +46,7 @@ export function registerQueueGauges(registry: Registry, queue: EntryQueue): void
   });
 }
 
-/** GET /metrics in Prometheus text format. nginx does not publish it (see nginx.conf). */
+/** GET /metrics in Prometheus text format, on the ops port only (ops/ops-server.ts), which nginx never proxies. */
 export function metricsRoute(registry: Registry): Router {
   const router = createRouter();
   router

@@ -6,7 +6,8 @@ import { pinoHttp, type Options } from 'pino-http';
 // nginx sends its $request_id (32 hex characters); any client may send one too, so only a
 // short printable token is trusted, never raw header bytes into the logs.
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const PROBES = new Set(['/healthz', '/readyz']);
+// Health probes, and Prometheus's scrapes on the ops port.
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 function requestId(req: IncomingMessage, res: ServerResponse): string {
   const header = req.headers['x-request-id'];
@@ -26,7 +27,7 @@ export function requestLogger(logger: Logger) {
     customLogLevel: (req, res, error) => {
       if (error !== undefined || res.statusCode >= 500) return 'error';
       if (res.statusCode >= 400) return 'warn';
-      // Container health probes arrive every few seconds; keep them out of the info stream.
+      // Probes and scrapes arrive every few seconds; keep them out of the info stream.
       return PROBES.has(pathOf(req.url)) ? 'debug' : 'info';
     },
     customSuccessMessage: (req, res) => `${req.method ?? ''} ${pathOf(req.url)} ${res.statusCode}`,

@@ -1,0 +1,108 @@
+/**
+ * Issue 15: one client holding event streams open must not take a replica's every connection.
+ * GET /api/events serves at most EVENTS_MAX_STREAMS at once (maxClients); the next is answered
+ * 503 too_many_streams, which nginx retries on another replica, and a freed slot is reused.
+ */
+import { get as httpGet, type ClientRequest, type IncomingMessage } from 'node:http';
+import t from 'tap';
+import { createApp } from '../src/app.ts';
+import { EntryEvents } from '../src/events/entry-events.ts';
+import { fakeDeps, listen } from './fixtures/app.ts';
+
+interface Opened {
+  status: number;
+  body: string;
+  headers: IncomingMessage['headers'];
+  close: () => void;
+}
+
+/** GET /api/events: resolves with the status once the headers (and, for an error, the body) arrived. */
+function open(url: string): Promise<Opened> {
+  return new Promise((resolve, reject) => {
+    const req: ClientRequest = httpGet(`${url}/api/events`, { agent: false }, (res) => {
+      const close = () => req.destroy();
+      if (res.statusCode === 200) {
+        resolve({ status: 200, body: '', headers: res.headers, close });
+        return;
+      }
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body, headers: res.headers, close }); });
+    });
+    req.on('error', reject);
+  });
+}
+
+async function harness(t: { teardown: (fn: () => unknown) => void }, options: { maxClients: number; subscribeMs?: number }) {
+  const fake = fakeDeps();
+  const events = new EntryEvents({
+    instanceId: 'api-test',
+    logger: fake.deps.logger,
+    subscribe: () => new Promise((resolve) => setTimeout(() => { resolve({ close: () => Promise.resolve() }); }, options.subscribeMs ?? 0)),
+    describe: () => Promise.resolve([]),
+    maxClients: options.maxClients,
+  });
+  const { url } = await listen(t, createApp({ ...fake.deps, events }));
+  t.teardown(() => events.close());
+  return { ...fake, events, url };
+}
+
+const until = async (condition: () => boolean, what: string) => {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+t.test('the stream after the last allowed one: 503 too_many_streams; a freed slot is reused', async (t) => {
+  const h = await harness(t, { maxClients: 3 });
+  const streams = [await open(h.url), await open(h.url), await open(h.url)];
+  t.teardown(() => {
+    for (const stream of streams) stream.close();
+  });
+  t.same(streams.map((s) => s.status), [200, 200, 200]);
+  t.equal(h.events.clients, 3);
+  t.ok(h.events.full);
+
+  const refused = await open(h.url);
+  t.equal(refused.status, 503);
+  t.same(JSON.parse(refused.body), {
+    error: { code: 'too_many_streams', message: 'this instance serves as many event streams as it can; reconnect in a few seconds' },
+  });
+  t.equal(refused.headers['retry-after'], '5');
+  t.equal(refused.headers['x-instance-id'], 'api-test');
+  t.equal(h.events.clients, 3, 'the refused one holds nothing');
+
+  streams[0]?.close();
+  await until(() => h.events.clients === 2, 'the first stream to go');
+  const again = await open(h.url);
+  streams.push(again);
+  t.equal(again.status, 200, 'its slot is free again');
+});
+
+t.test('a burst while the first subscription is slow cannot pass the cap', async (t) => {
+  // Every stream waits for the queue subscription before it counts as a client; without the
+  // count of streams still connecting, all of the burst would pass the check.
+  const h = await harness(t, { maxClients: 4, subscribeMs: 300 });
+  const burst = await Promise.all(Array.from({ length: 12 }, () => open(h.url)));
+  t.teardown(() => {
+    for (const stream of burst) stream.close();
+  });
+  const statuses = burst.map((s) => s.status).sort();
+  t.same(statuses, [200, 200, 200, 200, 503, 503, 503, 503, 503, 503, 503, 503], 'four streams, eight refusals');
+  t.ok(burst.filter((s) => s.status === 503).every((s) => (JSON.parse(s.body) as { error: { code: string } }).error.code === 'too_many_streams'));
+  await until(() => h.events.clients === 4, 'the four clients');
+});
+
+t.test('while draining: 503 shutting_down, not too_many_streams', async (t) => {
+  const h = await harness(t, { maxClients: 1 });
+  h.state.draining = true;
+  const refused = await open(h.url);
+  t.equal(refused.status, 503);
+  t.match(JSON.parse(refused.body), { error: { code: 'shutting_down' } });
+  h.state.draining = false;
+  h.events.endStreams();
+  const closed = await open(h.url);
+  t.match(JSON.parse(closed.body), { error: { code: 'shutting_down' } }, 'nor once the streams were ended');
+});
