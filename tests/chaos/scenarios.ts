@@ -78,6 +78,15 @@ async function readyz(): Promise<{ status: number; text: string }> {
   }
 }
 
+/**
+ * A service's detailed /readyz body, read inside its container: the ops port (8081 for the API
+ * replicas and the worker) is internal, never published nor proxied by nginx.
+ */
+async function opsReadyz(service: string): Promise<string> {
+  const script = 'exec 3<>/dev/tcp/127.0.0.1/8081; printf "GET /readyz HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3';
+  return docker(['exec', idOf(service), 'bash', '-c', script]).catch((error: unknown) => String(error));
+}
+
 const killReplica: Scenario = {
   id: '1',
   name: 'SIGKILL a web replica',
@@ -302,6 +311,7 @@ const postgresRestart: Scenario = {
     const downFrom = load.now();
     await composeStop('postgres');
     const stoppedAt = load.now();
+    const web1During = await opsReadyz('web1');
     await until(load, stoppedAt + 8_000);
     await composeStart('postgres');
     const downUntil = load.now();
@@ -314,10 +324,14 @@ const postgresRestart: Scenario = {
     await load.stop();
     await readiness.stop();
 
-    const degraded = readiness.samples.filter((probe) => probe.status === 503 && /postgres/.test(probe.text));
-    const example = degraded[0]?.text ?? '';
-    notes.push(`/readyz samples: ${readiness.samples.length}, 503 naming postgres: ${degraded.length}${example === '' ? '' : ` (${example.slice(0, 160)})`}`);
-    if (degraded.length === 0) problems.push('/readyz never showed postgres as unavailable');
+    // Publicly only "not ready"; which dependency failed is for the ops port (read during the outage).
+    const degraded = readiness.samples.filter((probe) => probe.status === 503);
+    notes.push(`public /readyz samples: ${readiness.samples.length}, 503: ${degraded.length}${degraded[0] === undefined ? '' : ` (${degraded[0].text.slice(0, 120)})`}`);
+    if (degraded.length === 0) problems.push('/readyz never showed the outage');
+    const leaking = readiness.samples.filter((probe) => /postgres|redis|ECONN|\d+\.\d+\.\d+\.\d+/i.test(probe.text));
+    if (leaking.length > 0) problems.push(`${leaking.length} public /readyz answers named internals, e.g. ${leaking[0]?.text.slice(0, 120) ?? ''}`);
+    notes.push(`web1's ops /readyz during the outage: ${/"postgres":\{[^}]*\}/.exec(web1During)?.[0] ?? web1During.slice(-160)}`);
+    if (!/"postgres":\{"ok":false/.test(web1During)) problems.push("web1's ops /readyz did not name postgres as unavailable");
     if (readiness.samples.at(-1)?.status !== 200) problems.push('/readyz was not 200 at the end');
 
     const drained = await waitDrained(author, accepted(load));
@@ -395,12 +409,6 @@ async function redisMemory(): Promise<{ used: number; max: number }> {
   return { used: field('used_memory'), max: field('maxmemory') };
 }
 
-/** The worker's own /readyz body, read inside its container (it has no published port). */
-async function workerReadyz(): Promise<string> {
-  const script = 'exec 3<>/dev/tcp/127.0.0.1/${HEALTH_PORT:-8081}; printf "GET /readyz HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3';
-  return docker(['exec', idOf('worker'), 'bash', '-c', script]).catch((error: unknown) => String(error));
-}
-
 /** The retry budget the chaos stack runs with (run.ts): the outage below lasts ten times as long. */
 export const CHAOS_RETRY = { attempts: 3, delayMs: 1_000 };
 const retryBudgetMs = CHAOS_RETRY.delayMs * (2 ** (CHAOS_RETRY.attempts - 1) - 1);
@@ -423,7 +431,7 @@ const postgresPastBudget: Scenario = {
     // The worker says why it does nothing: sampled once entries have met the closed database.
     const waiting = await waitFor(
       async () => {
-        const body = await workerReadyz();
+        const body = await opsReadyz('worker');
         return /waiting for the database/.test(body) ? body : undefined;
       },
       { timeoutMs: 30_000, what: "the worker's /readyz to say it waits for the database", intervalMs: 500 },

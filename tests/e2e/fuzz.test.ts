@@ -92,6 +92,8 @@ function expectStatus(expected: readonly number[], method: string, path: string,
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
 /* eslint-enable no-control-regex */
+// Names also refuse invisible formatting characters (bidi controls, zero-width ones, BOM, …).
+const CONTROL_OR_FORMAT = new RegExp(`${CONTROL.source}|\\p{Cf}`, 'u');
 
 /** The stored form of a field, or undefined when the API must refuse it. */
 function validText(value: unknown, max: number, forbidden: RegExp): string | undefined {
@@ -108,7 +110,7 @@ function expectedEntry(value: unknown): { author: string; message: string } | un
   const keys = Object.keys(value);
   if (keys.length !== 2 || !keys.includes('author') || !keys.includes('message')) return undefined;
   const { author, message } = value as { author: unknown; message: unknown };
-  const a = validText(author, 80, CONTROL);
+  const a = validText(author, 80, CONTROL_OR_FORMAT);
   const m = validText(message, 2000, CONTROL_BUT_NEWLINE);
   return a === undefined || m === undefined ? undefined : { author: a, message: m };
 }

@@ -24,7 +24,7 @@ t.test('PostgreSQL down and back', async (t) => {
 
   await stack.pg.stop();
 
-  const ready = await http<ErrorBody>(`${api.url}/readyz`);
+  const ready = await http<ErrorBody>(`${api.opsUrl}/readyz`);
   t.equal(ready.status, 503);
   t.match(ready.body, { error: { code: 'dependency_unavailable', message: /postgres/ }, checks: { postgres: { ok: false }, redis: { ok: true } } });
   t.notMatch(ready.body.error.message, /redis/);

@@ -42,7 +42,7 @@ t.test('Redis down and back', async (t) => {
   t.equal((await postEntry(api.url, { author: '' })).status, 400);
 
   // Readiness names the dependency that failed; liveness does not depend on it.
-  const ready = await http<ErrorBody & { checks: Record<string, { ok: boolean }> }>(`${api.url}/readyz`);
+  const ready = await http<ErrorBody & { checks: Record<string, { ok: boolean }> }>(`${api.opsUrl}/readyz`);
   t.equal(ready.status, 503);
   t.match(ready.body, { error: { code: 'dependency_unavailable', message: /redis/ }, checks: { redis: { ok: false }, postgres: { ok: true } } });
   t.notMatch(ready.body.error.message, /postgres/);

@@ -15,6 +15,11 @@ export interface AppProcess {
   /** The HTTP port: the API's, or the worker's health port. */
   readonly port: number;
   readonly url: string;
+  /**
+   * The internal ops server (/metrics, the detailed /readyz): the API's OPS_PORT, or the
+   * worker's health port (its only server).
+   */
+  readonly opsUrl: string;
   /** Every stdout line parsed as JSON, in order. */
   readonly logs: LogLine[];
   /** Raw stdout and stderr text. */
@@ -50,12 +55,15 @@ export async function startProcess(
   t: Teardown,
   main: string,
   env: Record<string, string>,
-  options: { portVariable: 'PORT' | 'HEALTH_PORT'; waitReady?: boolean },
+  options: { portVariable: 'PORT' | 'HEALTH_PORT'; opsPortVariable?: 'OPS_PORT'; waitReady?: boolean },
 ): Promise<AppProcess> {
   const port = await freePort();
+  // A free ops port of its own unless the test chose one: two APIs on one host cannot share it.
+  const ops = options.opsPortVariable === undefined ? {} : { [options.opsPortVariable]: env[options.opsPortVariable] ?? String(await freePort()) };
+  const opsPort = options.opsPortVariable === undefined ? String(port) : (ops[options.opsPortVariable] ?? String(port));
   const [command, args] = nodeCommand(main);
   const child = spawn(command, args, {
-    env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'debug', ...env, [options.portVariable]: String(port) },
+    env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'debug', ...env, ...ops, [options.portVariable]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const killOnExit = () => child.kill('SIGKILL');
@@ -99,6 +107,7 @@ export async function startProcess(
     child,
     port,
     url: `http://127.0.0.1:${port}`,
+    opsUrl: `http://127.0.0.1:${opsPort}`,
     logs,
     output: () => text,
     exited,
@@ -130,7 +139,7 @@ export async function startProcess(
 }
 
 export const startApi = (t: Teardown, env: Record<string, string>, options: { waitReady?: boolean } = {}) =>
-  startProcess(t, API_MAIN, env, { portVariable: 'PORT', ...options });
+  startProcess(t, API_MAIN, env, { portVariable: 'PORT', opsPortVariable: 'OPS_PORT', ...options });
 
 export const startWorker = (t: Teardown, env: Record<string, string>, options: { waitReady?: boolean } = {}) =>
   startProcess(t, WORKER_MAIN, env, { portVariable: 'HEALTH_PORT', ...options });

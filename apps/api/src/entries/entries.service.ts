@@ -5,6 +5,7 @@ import { newEntryId } from './entry-id.ts';
 import type { EntriesRepository } from './entries.repository.ts';
 import { toEntry } from './entries.repository.ts';
 import type { EntryQueue } from './entries.queue.ts';
+import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
 
@@ -141,7 +142,7 @@ export class EntriesService {
       createdAt: entry.acceptedAt,
       persistedAt: null,
       attemptsMade: queued.attemptsMade,
-      ...(queued.status === 'failed' ? { failedReason: queued.reason } : {}),
+      ...(queued.status === 'failed' ? { failedReason: publicFailedReason(queued.reason) } : {}),
     };
   }
 
