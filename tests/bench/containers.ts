@@ -4,8 +4,8 @@
  * - probes: scripts from probes/ run once in the app image on the backend network, with the
  *   worker's own environment (the queue and database ceilings);
  * - the proxy ceiling: three bare node:http servers named web1, web2 and web3 on a network of
- *   their own, behind an nginx running the project's nginx.conf without its per-connection rate
- *   limit (a bare server answers faster than 100 requests/s per connection), on loopback;
+ *   their own, behind an nginx running the project's nginx.conf without its capacity bounds
+ *   (limit_conn), on loopback;
  * - a one-replica nginx: the project's nginx.conf with web2 and web3 taken out of the upstream,
  *   on the stack's edge network, published on loopback (the scaling comparison).
  */
@@ -18,6 +18,20 @@ import { docker } from '../support/running-stack.ts';
 const LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');
 const NGINX_CONF = join(REPO_ROOT, 'nginx.conf');
+
+/**
+ * What an nginx container running the project's nginx.conf needs besides it, as docker-compose.yml
+ * gives it: the templates and the hook that renders them (deploy/nginx/), and the rate limit
+ * raised as for the benchmark's stack (run.ts sets RATE_LIMIT_* before anything starts).
+ */
+function nginxEdgeArgs(): string[] {
+  const edge = join(REPO_ROOT, 'deploy', 'nginx');
+  return [
+    '-v', `${join(edge, 'templates')}:/etc/nginx/templates:ro`,
+    '-v', `${join(edge, '15-inflow-edge.envsh')}:/docker-entrypoint.d/15-inflow-edge.envsh:ro`,
+    ...['RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST'].flatMap((name) => ['-e', `${name}=${process.env[name] ?? ''}`]),
+  ];
+}
 
 interface Inspected {
   Config: { Image: string; Env: string[] };
@@ -68,7 +82,8 @@ async function waitAnswering(url: string): Promise<void> {
 
 /**
  * The project's nginx.conf, changed only as asked, written to a temporary file: `oneReplica`
- * leaves web1 alone in the upstream; `noRateLimit` drops the limit_req and limit_conn lines.
+ * leaves web1 alone in the upstream; `noRateLimit` drops the limit_conn lines (the limit_req line
+ * is in a rendered include, its rate raised by nginxEdgeArgs).
  */
 function nginxConf(change: { oneReplica?: boolean; noRateLimit?: boolean }): string {
   let conf = readFileSync(NGINX_CONF, 'utf8');
@@ -85,7 +100,7 @@ function nginxConf(change: { oneReplica?: boolean; noRateLimit?: boolean }): str
   return file;
 }
 
-/** The proxy ceiling: nginx (the project's nginx.conf, no rate limit) in front of three bare node:http servers. */
+/** The proxy ceiling: nginx (the project's nginx.conf, no capacity bounds, the rate limit raised) in front of three bare node:http servers. */
 export async function startProxyCeiling(port: number): Promise<string> {
   const [worker, nginx] = await Promise.all([inspect('worker'), inspect('nginx')]);
   const network = `${PROJECT}-bench-ceiling`;
@@ -98,7 +113,7 @@ export async function startProxyCeiling(port: number): Promise<string> {
     ]);
   }
   const conf = nginxConf({ noRateLimit: true });
-  await runDetached(['--network', network, '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
+  await runDetached(['--network', network, '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
   const url = `http://127.0.0.1:${port}`;
   await waitAnswering(`${url}/api/instance`);
   return url;
@@ -108,7 +123,7 @@ export async function startProxyCeiling(port: number): Promise<string> {
 export async function startOneReplicaNginx(port: number): Promise<string> {
   const nginx = await inspect('nginx');
   const conf = nginxConf({ oneReplica: true });
-  await runDetached(['--network', networkOf(nginx, '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, nginx.Config.Image]);
+  await runDetached(['--network', networkOf(nginx, '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
   const url = `http://127.0.0.1:${port}`;
   await waitAnswering(`${url}/api/instance`);
   return url;

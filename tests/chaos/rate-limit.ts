@@ -1,0 +1,240 @@
+/**
+ * Chaos scenario 10: nginx's rate limit from both sides (nginx.conf, deploy/nginx/).
+ *
+ * 1. A legitimate load at the limit the stack runs with (the default unless RATE_LIMIT_* are
+ *    set): 8 paced GET workers reading /api/entries?limit=5 and 8 paced POST workers, 10 s, all
+ *    from one address (every host client arrives through docker-proxy from the bridge gateway).
+ *    It must get no 429, and every 202 must be persisted, once.
+ * 2. nginx recreated with a low limit (RATE_LIMIT_PER_SECOND=20, RATE_LIMIT_BURST=20), then three
+ *    floods of GET /api/instance from this one address, each until 50 requests were refused (at
+ *    most 1,000): back to back on one keep-alive connection; with a new connection for each
+ *    request (Connection: close); and the same with a forged X-Forwarded-For on each. Each must be
+ *    cut off: 429s in the error shape with Retry-After: 1, and no more 200s than
+ *    burst + 1 + rate × elapsed (+ 2 for nginx's millisecond accounting): the bucket belongs to the
+ *    address, so neither a new connection nor a made-up client address starts a fresh one (each
+ *    flood starts once the previous one's bucket had time to refill).
+ * 3. nginx recreated as it was (this process's environment), and serving again.
+ *
+ * The floods' answers are added to the row's requests, 2xx and errors; "failed GETs" counts the
+ * legitimate load only.
+ */
+import { Agent, request as httpRequest } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BASE_URL, runCompose, waitFor } from '../support/index.ts';
+import { docker, forgetContainers, idOf, resolveContainers, waitDrained, waitHealthyService } from '../support/running-stack.ts';
+import { Load } from './load.ts';
+import type { Context, Scenario } from './scenarios.ts';
+import { reconcile, withFindings } from './verify.ts';
+
+const LOW = { rate: 20, burst: 20 };
+/** nginx accounts in milliseconds: a request or two more than the exact bound may pass. */
+const SLACK = 2;
+const FLOOD_REFUSALS = 50;
+const FLOOD_MAX = 1_000;
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** The two files nginx rendered from deploy/nginx/templates/ when its container started. */
+async function renderedConf(): Promise<string> {
+  return docker(['exec', idOf('nginx'), 'sh', '-c', 'cat /etc/nginx/conf.d/inflow-edge-http.conf /etc/nginx/conf.d/inflow-edge-server.conf']);
+}
+
+function limitsOf(conf: string): { rate: number; burst: number } {
+  return {
+    rate: Number(/rate=(\d+)r\/s/.exec(conf)?.[1] ?? 'NaN'),
+    burst: Number(/burst=(\d+)/.exec(conf)?.[1] ?? 'NaN'),
+  };
+}
+
+/**
+ * Recreates the nginx container with `env` (docker-compose.yml passes RATE_LIMIT_* to it), waits
+ * until it is healthy and proxies again, and returns how long that took.
+ */
+async function recreateNginx(env: NodeJS.ProcessEnv): Promise<number> {
+  const startedAt = Date.now();
+  runCompose(['up', '-d', '--no-deps', 'nginx'], { env });
+  // A new container: the cached ids are stale.
+  forgetContainers();
+  resolveContainers();
+  await waitHealthyService('nginx');
+  await waitFor(async () => (await fetch(`${BASE_URL}/api/instance`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined))?.status === 200, {
+    timeoutMs: 60_000,
+    what: 'the recreated nginx to proxy /api/instance',
+    intervalMs: 250,
+  });
+  return Date.now() - startedAt;
+}
+
+interface Answer {
+  status: number;
+  localPort: number;
+  retryAfter: string | undefined;
+  instance: string | undefined;
+  code: string | undefined;
+}
+
+function get(path: string, agent: Agent | false, headers: Record<string, string>): Promise<Answer> {
+  const { hostname, port } = new URL(BASE_URL);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port: Number(port), path, agent, headers }, (res) => {
+      const localPort = res.socket.localPort ?? 0;
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown; message?: unknown } };
+          if (typeof body.error?.code === 'string' && typeof body.error.message === 'string') code = body.error.code;
+        } catch {
+          code = undefined;
+        }
+        const instance = res.headers['x-instance-id'];
+        resolve({
+          status: res.statusCode ?? 0,
+          localPort,
+          retryAfter: res.headers['retry-after'],
+          instance: Array.isArray(instance) ? instance.join(',') : instance,
+          code,
+        });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error('no answer in 20 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+type FloodMode = 'one keep-alive connection' | 'a new connection per request' | 'a new connection and a forged X-Forwarded-For per request';
+
+interface Flood {
+  mode: FloodMode;
+  requests: number;
+  served: number;
+  refused: number;
+  other: number;
+  connections: number;
+  elapsedMs: number;
+  /** 429s without the error shape, Retry-After: 1 or X-Instance-Id: nginx. */
+  malformed: number;
+}
+
+/** Requests GET /api/instance back to back until FLOOD_REFUSALS were refused (at most FLOOD_MAX). */
+async function flood(mode: FloodMode): Promise<Flood> {
+  const agent = mode === 'one keep-alive connection' ? new Agent({ keepAlive: true, maxSockets: 1 }) : false;
+  const answers: Answer[] = [];
+  // From before the first request is sent to after the last answer came: at least the time
+  // nginx saw the flood for, so the bound below is never too tight.
+  const startedAt = performance.now();
+  try {
+    let refused = 0;
+    for (let i = 0; i < FLOOD_MAX && refused < FLOOD_REFUSALS; i += 1) {
+      const headers: Record<string, string> = agent === false ? { connection: 'close' } : {};
+      if (mode === 'a new connection and a forged X-Forwarded-For per request') headers['x-forwarded-for'] = `203.0.113.${(i % 254) + 1}`;
+      const answer = await get('/api/instance', agent, headers);
+      answers.push(answer);
+      if (answer.status === 429) refused += 1;
+    }
+  } finally {
+    if (agent !== false) agent.destroy();
+  }
+  const elapsedMs = performance.now() - startedAt;
+  const refused = answers.filter((answer) => answer.status === 429);
+  return {
+    mode,
+    requests: answers.length,
+    served: answers.filter((answer) => answer.status === 200).length,
+    refused: refused.length,
+    other: answers.filter((answer) => answer.status !== 200 && answer.status !== 429).length,
+    connections: new Set(answers.map((answer) => answer.localPort)).size,
+    elapsedMs,
+    malformed: refused.filter((answer) => answer.code !== 'rate_limited' || answer.retryAfter !== '1' || answer.instance !== 'nginx').length,
+  };
+}
+
+export const rateLimit: Scenario = {
+  id: '10',
+  name: 'Rate limit: legitimate load, then floods from one address',
+  load: '10 s: 8 GET (/api/entries?limit=5) + 8 POST workers, paced, at the running limit; then 3 floods of GET /api/instance, each until 50 refusals',
+  injected: `nginx recreated with RATE_LIMIT_PER_SECOND=${LOW.rate} RATE_LIMIT_BURST=${LOW.burst}; floods on one keep-alive connection, with a new connection per request, and with a forged X-Forwarded-For; nginx recreated as it was`,
+  async run(context: Context) {
+    const startedAt = Date.now();
+    const notes: string[] = [];
+    const problems: string[] = [];
+
+    // 1. The legitimate load, at the limit the stack runs with.
+    const original = await renderedConf();
+    const running = limitsOf(original);
+    notes.push(`nginx runs with ${running.rate} requests/s, burst ${running.burst}, per address`);
+    const author = `chaos-${context.runId}-s${this.id}`;
+    const load = new Load({
+      baseUrl: BASE_URL,
+      author,
+      getWorkers: 8,
+      postWorkers: 8,
+      paceMs: 15,
+      retryForMs: 45_000,
+      getPaths: ['/api/entries?limit=5'],
+    });
+    context.loads.push({ author, load });
+    load.start();
+    await waitFor(() => load.now() >= 10_000, { timeoutMs: 20_000, what: 'the legitimate load to run 10 s', intervalMs: 250 });
+    await load.stop();
+    const legitimate = load.attempts.length;
+    const limited = load.attempts.filter((attempt) => attempt.outcome === 429).length;
+    notes.push(`legitimate load: ${legitimate} requests in ${seconds(load.now())} (${Math.round(legitimate / (load.now() / 1000))}/s from one address), ${limited} answered 429`);
+
+    // 2. A low limit, and floods.
+    const floods: Flood[] = [];
+    try {
+      const tookMs = await recreateNginx({ ...process.env, RATE_LIMIT_PER_SECOND: String(LOW.rate), RATE_LIMIT_BURST: String(LOW.burst) });
+      const low = limitsOf(await renderedConf());
+      notes.push(`nginx recreated with ${low.rate} requests/s, burst ${low.burst} (serving again after ${seconds(tookMs)})`);
+      if (low.rate !== LOW.rate || low.burst !== LOW.burst) problems.push(`nginx rendered rate ${low.rate}, burst ${low.burst}, not ${LOW.rate} and ${LOW.burst}`);
+      for (const mode of ['one keep-alive connection', 'a new connection per request', 'a new connection and a forged X-Forwarded-For per request'] as const) {
+        // Time for the bucket to refill (burst / rate), so that each flood shows the whole burst
+        // pass and then the cut. The bound checked below holds whatever the bucket held.
+        if (floods.length > 0) await sleep((LOW.burst / LOW.rate) * 1000 + 200);
+        const result = await flood(mode);
+        floods.push(result);
+        const elapsedS = result.elapsedMs / 1000;
+        const allowed = Math.floor(LOW.burst + 1 + LOW.rate * elapsedS) + SLACK;
+        notes.push(
+          `flood on ${mode}: ${result.requests} requests in ${elapsedS.toFixed(2)} s over ${result.connections} connection(s): ` +
+            `${result.served} served (bound: burst + 1 + rate × time + ${SLACK} = ${allowed}), ${result.refused} refused`,
+        );
+        if (result.refused === 0) problems.push(`flood on ${mode}: never refused`);
+        if (result.served > allowed) problems.push(`flood on ${mode}: ${result.served} served, more than the ${allowed} the limit allows in ${elapsedS.toFixed(2)} s`);
+        if (result.other > 0) problems.push(`flood on ${mode}: ${result.other} answers neither 200 nor 429`);
+        if (result.malformed > 0) problems.push(`flood on ${mode}: ${result.malformed} 429s without the error shape, Retry-After: 1 or X-Instance-Id: nginx`);
+        if (mode === 'one keep-alive connection' && result.connections !== 1) problems.push(`flood on ${mode}: used ${result.connections} connections`);
+        if (mode !== 'one keep-alive connection' && result.connections !== result.requests) {
+          problems.push(`flood on ${mode}: ${result.connections} connections for ${result.requests} requests`);
+        }
+      }
+    } finally {
+      // 3. nginx as it was.
+      const tookMs = await recreateNginx(process.env);
+      const restored = await renderedConf();
+      notes.push(`nginx recreated as it was (${limitsOf(restored).rate} requests/s, burst ${limitsOf(restored).burst}), serving again after ${seconds(tookMs)}`);
+      if (restored !== original) problems.push('nginx did not come back with the configuration it had');
+    }
+
+    await waitDrained(author, load.submissions.filter((submission) => submission.accepted).length);
+    const result = await reconcile(this, load, author, {}, startedAt);
+    const served = floods.reduce((sum, one) => sum + one.served, 0);
+    const refused = floods.reduce((sum, one) => sum + one.refused, 0);
+    const other = floods.reduce((sum, one) => sum + one.other, 0);
+    const withFloods = {
+      ...result,
+      requests: result.requests + floods.reduce((sum, one) => sum + one.requests, 0),
+      ok2xx: result.ok2xx + served,
+      errors: {
+        ...result.errors,
+        ...(refused > 0 ? { 'GET 429': (result.errors['GET 429'] ?? 0) + refused } : {}),
+        ...(other > 0 ? { 'GET other (flood)': other } : {}),
+      },
+    };
+    return withFindings(withFloods, notes, problems);
+  },
+};
