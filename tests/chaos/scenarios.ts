@@ -22,6 +22,7 @@ import {
   waitHealthyService,
 } from '../support/running-stack.ts';
 import { crashProcess, dockerKill, dockerStart, sample, waitInRotation } from './harness.ts';
+import { rateLimit } from './rate-limit.ts';
 import { Load, type Attempt, type LoadOptions } from './load.ts';
 import { reconcile, withFindings, type ScenarioResult } from './verify.ts';
 
@@ -588,5 +589,6 @@ export const SCENARIOS: readonly Scenario[] = [
   postgresPastBudget,
   workerCrash,
   redisFull,
+  rateLimit,
   wholeStack,
 ];

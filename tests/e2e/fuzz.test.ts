@@ -7,7 +7,8 @@
  * accepted entries are in PostgreSQL, each with the text the API promised.
  *
  * Each request goes over a connection of its own (no keep-alive), as many independent clients
- * would: nginx's rate limit is per connection (nginx.conf) and this is not a test of it.
+ * would. nginx's rate limit (per client address, nginx.conf) is far above this load and is
+ * tested in edge-nginx.test.ts and chaos scenario 10, not here.
  * FUZZ_RUNS scales the number of runs of every property (default 1). INFLOW_URL set: runs
  * against that stack as it is (no compose up/down; the row count then assumes no other writer).
  */
