@@ -5,7 +5,7 @@
  * pending (then it clears once the worker is back). Every wait is bounded and polls.
  */
 import t from 'tap';
-import { down, runCompose, SERVICES, waitFor, waitHealthy } from '../support/index.ts';
+import { containerId, docker, down, runCompose, SERVICES, waitFor, waitHealthy } from '../support/index.ts';
 
 const PROMETHEUS = `http://127.0.0.1:${process.env['PROMETHEUS_PORT'] ?? '9090'}`;
 const PROFILE = ['--profile', 'monitoring'];
@@ -45,6 +45,25 @@ t.before(async () => {
 });
 t.teardown(() => {
   down();
+});
+
+t.test('Prometheus is hardened like the other services and published on loopback only', async (t) => {
+  const [info] = JSON.parse(docker(['inspect', containerId('prometheus')]).stdout) as [
+    {
+      Config: { User: string };
+      HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; SecurityOpt: string[] | null; PortBindings: Record<string, { HostIp: string; HostPort: string }[] | null> };
+      NetworkSettings: { Networks: Record<string, unknown> };
+      Mounts: { Type: string; Destination: string; RW: boolean }[];
+    },
+  ];
+  t.equal(info.HostConfig.ReadonlyRootfs, true, 'read-only root fs');
+  t.same(info.HostConfig.CapDrop, ['ALL'], 'cap_drop ALL');
+  t.ok((info.HostConfig.SecurityOpt ?? []).includes('no-new-privileges:true'), 'no-new-privileges');
+  t.equal(info.Config.User, '65534:65534', 'runs as nobody');
+  const bindings = Object.values(info.HostConfig.PortBindings).flatMap((list) => list ?? []);
+  t.ok(bindings.length > 0 && bindings.every((binding) => binding.HostIp === '127.0.0.1'), `published on 127.0.0.1 only: ${JSON.stringify(bindings)}`);
+  t.ok(info.Mounts.some((mount) => mount.Type === 'volume' && mount.Destination === '/prometheus' && mount.RW), 'data in a named volume');
+  t.ok(Object.keys(info.NetworkSettings.Networks).some((name) => name.endsWith('_backend')), 'on the backend network');
 });
 
 t.test('Prometheus scrapes web1, web2, web3 and the worker: every target up', async (t) => {
