@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# build-images.sh: builds offline stand-ins for the four official Docker images that inflow's
-# docker-compose.yml and Dockerfile use (node:24-bookworm-slim, postgres:15, redis:7, nginx:1.22).
+# build-images.sh: builds offline stand-ins for the official Docker images that inflow's
+# docker-compose.yml and Dockerfile use (node:24-bookworm-slim, postgres:15, redis:7, nginx:1.22,
+# and prom/prometheus for the `monitoring` profile).
 #
 # Why this kit exists: some hosts (sandboxes, air-gapped or registry-less machines) cannot pull
 # from Docker Hub, so `docker compose up --build` fails before it starts. Such a host can often
@@ -10,7 +11,7 @@
 # not copies: README.md beside this script lists every difference.
 #
 # usage: deploy/offline/build-images.sh [--rebuild] [IMAGE...]
-#   IMAGE      base, node, postgres, redis or nginx; default: all of them. The base image is
+#   IMAGE      base, node, postgres, redis, nginx or prometheus; default: all of them. The base image is
 #              built first whenever it is missing, whatever was asked for.
 #   --rebuild  rebuild the named images (all by default) even when they already exist;
 #              without it an existing image is reused.
@@ -36,6 +37,7 @@ readonly NODE_IMAGE=inflow-offline/node:24
 readonly POSTGRES_IMAGE=inflow-offline/postgres:15
 readonly REDIS_IMAGE=inflow-offline/redis:7
 readonly NGINX_IMAGE=inflow-offline/nginx:1.22
+readonly PROMETHEUS_IMAGE=inflow-offline/prometheus:2
 readonly SUITE=bookworm
 readonly LABEL_VENDOR="inflow offline kit (deploy/offline)"
 
@@ -271,7 +273,8 @@ image_of() {
     postgres) printf '%s\n' "$POSTGRES_IMAGE" ;;
     redis) printf '%s\n' "$REDIS_IMAGE" ;;
     nginx) printf '%s\n' "$NGINX_IMAGE" ;;
-    *) die "unknown image '$1' (expected base, node, postgres, redis or nginx)" ;;
+    prometheus) printf '%s\n' "$PROMETHEUS_IMAGE" ;;
+    *) die "unknown image '$1' (expected base, node, postgres, redis, nginx or prometheus)" ;;
   esac
 }
 
@@ -320,6 +323,7 @@ NODE_IMAGE=$NODE_IMAGE
 POSTGRES_IMAGE=$POSTGRES_IMAGE
 REDIS_IMAGE=$REDIS_IMAGE
 NGINX_IMAGE=$NGINX_IMAGE
+PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE
 EOF
   log "wrote ${here#"$repo_root"/}/images.env"
 }
@@ -342,7 +346,7 @@ main() {
     esac
   done
   if [[ ${#names[@]} -eq 0 ]]; then
-    names=(base node postgres redis nginx)
+    names=(base node postgres redis nginx prometheus)
   fi
 
   check_prerequisites

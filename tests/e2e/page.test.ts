@@ -4,7 +4,7 @@
  * accepted it and the worker that wrote it), a field error, a 503 that keeps the text and retries
  * with the same Idempotency-Key, the balancing probe naming three replicas, an entry POSTed by
  * someone else arriving over the event stream without a reload, and HTML-looking input shown as
- * text. Leaves a screenshot in test-results/page.png.
+ * text, the queue health card. Leaves a screenshot in test-results/page.png.
  *
  * INFLOW_URL set: runs against that stack as it is (no compose up/down).
  */
@@ -237,6 +237,32 @@ t.test('HTML-looking input is shown as text, never as markup', async (t) => {
   const directRow = await waitForRow(`[data-id="${direct.id}"]`, 'persisted', 20_000);
   t.equal(await text(directRow.locator('.entry-message')), '<a href="javascript:alert(1)">click</a>');
   t.equal(await directRow.locator('a, script').count(), 0);
+});
+
+t.test('the queue health card shows the backlog and whether the worker keeps up', async (t) => {
+  const verdict = page.locator('#queue-verdict');
+  t.equal(await page.getAttribute('#queue-verdict', 'role'), 'status', 'the verdict is a status region');
+  await verdict.getByText('The worker keeps up: nothing is waiting.').waitFor({ timeout: 30_000 });
+  t.equal(await text(page.locator('#queue-waiting')), '0');
+  t.equal(await page.locator('#queue-counts dt').count(), 4, 'four labelled counts');
+
+  // A backlog that grows at every poll (from /api/stats, answered here): the worker is behind.
+  let waiting = 100;
+  await page.route('**/api/stats', (route) => {
+    waiting += 50;
+    return route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ queue: { waiting, active: 64, delayed: 0, failed: 2 } }),
+    });
+  });
+  await verdict.getByText(/The worker is not keeping up: \d+ waiting and growing\. 2 entries failed for good\./).waitFor({ timeout: 30_000 });
+  t.equal(await page.getAttribute('#queue-verdict', 'data-state'), 'behind');
+  t.match(await text(page.locator('#queue-trend')), /The backlog grew by \d+ in the last \d+ s\./);
+  t.equal(await text(page.locator('#queue-failed')), '2');
+  await page.unroute('**/api/stats');
+  await verdict.getByText('The worker keeps up: nothing is waiting.').waitFor({ timeout: 30_000 });
+  t.pass('back to the real queue: nothing waiting');
 });
 
 t.test('no request left the origin and the page logged no error; screenshot', async (t) => {

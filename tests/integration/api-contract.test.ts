@@ -432,6 +432,8 @@ t.test('the ops port: detailed readiness and /metrics, which the public port doe
   t.match(metrics.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   t.match(metrics.text, /inflow_http_requests_total\{method="GET",route="\/api\/entries",status="200",service="api",instance="api-1"\} \d+/);
   t.match(metrics.text, /inflow_queue_jobs\{state="waiting",service="api",instance="api-1"\} \d+/);
+  t.match(metrics.text, /inflow_queue_oldest_waiting_age_seconds\{service="api",instance="api-1"\} \d+(\.\d+)?/);
+  t.match(metrics.text, /inflow_api_ready\{service="api",instance="api-1"\} 1/);
   t.notMatch(metrics.text, /route="\/metrics"/, 'scrapes are not counted as API requests');
 
   // Issue 15: /metrics was public under other spellings (Express ignores case and a trailing slash).

@@ -71,6 +71,11 @@ t.test('PostgreSQL down and back', async (t) => {
   );
   t.equal(waiting.status, 503);
   t.match(waiting.body.checks['consumer'], { ok: false, error: /waiting for the database/ });
+  // What the alert rules read (deploy/prometheus/alerts.yml): the worker waits, the API is not ready.
+  const workerMetrics = (await http(`${worker.url}/metrics`)).text;
+  t.match(workerMetrics, /^inflow_worker_database_available\{[^}]*\} 0$/m, 'inflow_worker_database_available 0');
+  t.match(workerMetrics, /^inflow_worker_ready\{[^}]*\} 0$/m, 'inflow_worker_ready 0');
+  t.match((await http(`${api.opsUrl}/metrics`)).text, /^inflow_api_ready\{[^}]*\} 0$/m, 'inflow_api_ready 0');
   // The fault itself: the outage lasts fifty times the whole retry budget. Had an attempt been
   // spent per failed write, every entry would be in the failed set by now.
   await sleep(50 * retryBudgetMs * 2);
@@ -83,6 +88,9 @@ t.test('PostgreSQL down and back', async (t) => {
   await waitFor(async () => (await http(`${api.url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'the API to be ready again' });
   await waitFor(async () => (await http(`${worker.url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'the worker to be ready again' });
   await worker.waitForLog((line) => line.msg === 'database answers again: taking jobs', 15_000);
+  const backMetrics = (await http(`${worker.url}/metrics`)).text;
+  t.match(backMetrics, /^inflow_worker_database_available\{[^}]*\} 1$/m, 'inflow_worker_database_available 1 again');
+  t.match(backMetrics, /^inflow_worker_ready\{[^}]*\} 1$/m, 'inflow_worker_ready 1 again');
 
   // Every entry accepted during the outage is persisted by the worker's retries.
   const persisted = await waitFor(

@@ -118,14 +118,17 @@ export async function up(): Promise<void> {
   await waitHealthy();
 }
 
-/** Saves every service's logs to test-results/ (CI uploads that folder), then removes the stack. */
+/**
+ * Saves every service's logs to test-results/ (CI uploads that folder), then removes the stack;
+ * with the `monitoring` profile named, so that a Prometheus started by a test goes too.
+ */
 export function down(): void {
-  const logs = runCompose(['logs', '--no-color', '--timestamps'], { check: false });
+  const logs = runCompose(['--profile', 'monitoring', 'logs', '--no-color', '--timestamps'], { check: false });
   if (logs.stdout !== '') {
     mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
     writeFileSync(join(REPO_ROOT, 'test-results', `compose-${PROJECT}.log`), logs.stdout);
   }
-  runCompose(['down', '-v', '--remove-orphans'], { check: false });
+  runCompose(['--profile', 'monitoring', 'down', '-v', '--remove-orphans'], { check: false });
 }
 
 /** The JSON lines a service wrote to stdout. */

@@ -75,7 +75,15 @@ t.test('GET /metrics: Prometheus text with the public app\'s request counts and 
   t.match(metrics.headers.get('content-type'), /^text\/plain/);
   t.match(metrics.text, /inflow_http_requests_total\{method="GET",route="\/api\/instance",status="200",service="api",instance="api-test"\} 1/);
   t.match(metrics.text, /inflow_queue_jobs\{state="waiting",service="api",instance="api-test"\} 2/);
+  t.match(metrics.text, /inflow_queue_oldest_waiting_age_seconds\{service="api",instance="api-test"\} 42\.5/);
+  t.match(metrics.text, /inflow_api_ready\{service="api",instance="api-test"\} 1/);
   t.match(metrics.text, /nodejs_eventloop_lag_seconds/);
+  fake.state.databasePing = () => Promise.reject(new Error('connection refused'));
+  t.match((await get(`${ops.url}/metrics`)).text, /inflow_api_ready\{service="api",instance="api-test"\} 0/, 'not ready while a dependency fails');
+  fake.state.databasePing = () => Promise.resolve();
+  fake.state.draining = true;
+  t.match((await get(`${ops.url}/metrics`)).text, /inflow_api_ready\{service="api",instance="api-test"\} 0/, 'not ready while draining');
+  fake.state.draining = false;
   t.equal((await get(`${ops.url}/metrics`, { method: 'HEAD' })).status, 200);
   t.equal((await get(`${publicApp.url}/metrics`)).status, 404, 'not on the public app');
 });

@@ -642,9 +642,111 @@ async function probeBalancing(): Promise<void> {
 balanceButton.addEventListener('click', () => void probeBalancing());
 
 // ---------------------------------------------------------------------------------------------
+// Queue health: the backlog from GET /api/stats, and whether the worker keeps up with it
+
+interface QueueCounts {
+  waiting: number;
+  active: number;
+  delayed: number;
+  failed: number;
+}
+
+const QUEUE_POLL_MS = 5_000;
+/** The trend is read over this window: long enough that one burst is not "falling behind". */
+const QUEUE_TREND_MS = 30_000;
+const queueVerdict = element('queue-verdict', HTMLParagraphElement);
+const queueTrend = element('queue-trend', HTMLParagraphElement);
+const queueCells = {
+  waiting: element('queue-waiting', HTMLElement),
+  active: element('queue-active', HTMLElement),
+  delayed: element('queue-delayed', HTMLElement),
+  failed: element('queue-failed', HTMLElement),
+};
+const backlogSamples: { at: number; backlog: number }[] = [];
+
+function toCounts(value: unknown): QueueCounts | undefined {
+  const queue = isRecord(value) ? value['queue'] : undefined;
+  if (!isRecord(queue)) return undefined;
+  const counts: Partial<QueueCounts> = {};
+  for (const key of ['waiting', 'active', 'delayed', 'failed'] as const) {
+    const n = queue[key];
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return undefined;
+    counts[key] = n;
+  }
+  return counts as QueueCounts;
+}
+
+/** Sets the verdict; the live region announces it only when its text changes. */
+function setVerdict(state: string, text: string): void {
+  queueVerdict.dataset['state'] = state;
+  if (queueVerdict.textContent !== text) queueVerdict.textContent = text;
+}
+
+/** What the page says of the queue, from the latest counts and the backlog's trend. */
+function queueHealth(counts: QueueCounts, samples: readonly { at: number; backlog: number }[]): { state: string; verdict: string; trend: string } {
+  const backlog = counts.waiting + counts.delayed;
+  const first = samples[0];
+  const span = first === undefined ? 0 : (samples[samples.length - 1]?.at ?? first.at) - first.at;
+  const change = first === undefined ? 0 : backlog - first.backlog;
+  const seconds = String(Math.round(span / 1000));
+  const trend =
+    span < QUEUE_POLL_MS
+      ? ''
+      : change > 0
+        ? `The backlog grew by ${String(change)} in the last ${seconds} s.`
+        : change < 0
+          ? `The backlog shrank by ${String(-change)} in the last ${seconds} s.`
+          : `The backlog did not change in the last ${seconds} s.`;
+  const failedNote = counts.failed > 0 ? ` ${String(counts.failed)} ${counts.failed === 1 ? 'entry' : 'entries'} failed for good.` : '';
+  if (backlog === 0) {
+    return { state: counts.failed > 0 ? 'failed' : 'ok', verdict: `The worker keeps up: nothing is waiting.${failedNote}`, trend };
+  }
+  if (span >= QUEUE_POLL_MS && change > 0) {
+    return { state: 'behind', verdict: `The worker is not keeping up: ${String(backlog)} waiting and growing.${failedNote}`, trend };
+  }
+  if (span >= QUEUE_POLL_MS && change < 0) {
+    return { state: counts.failed > 0 ? 'failed' : 'ok', verdict: `The worker is catching up: ${String(backlog)} waiting.${failedNote}`, trend };
+  }
+  return { state: counts.failed > 0 ? 'failed' : 'busy', verdict: `${String(backlog)} waiting.${failedNote}`, trend };
+}
+
+async function pollQueue(): Promise<void> {
+  let counts: QueueCounts | undefined;
+  try {
+    const response = await fetch('/api/stats', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    counts = response.ok ? toCounts(await readJson(response)) : undefined;
+  } catch {
+    counts = undefined;
+  }
+  if (counts === undefined) {
+    setVerdict('unavailable', 'The queue cannot be read right now.');
+    for (const cell of Object.values(queueCells)) cell.textContent = '–';
+    queueTrend.textContent = '';
+    return;
+  }
+  const now = Date.now();
+  backlogSamples.push({ at: now, backlog: counts.waiting + counts.delayed });
+  while (backlogSamples.length > 1 && now - (backlogSamples[0]?.at ?? now) > QUEUE_TREND_MS) backlogSamples.shift();
+  for (const key of ['waiting', 'active', 'delayed', 'failed'] as const) queueCells[key].textContent = String(counts[key]);
+  const health = queueHealth(counts, backlogSamples);
+  setVerdict(health.state, health.verdict);
+  queueTrend.textContent = health.trend;
+}
+
+function startQueuePolling(): void {
+  const tick = () => {
+    void pollQueue().finally(() => {
+      setTimeout(tick, QUEUE_POLL_MS);
+    });
+  };
+  tick();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
 
 servedBy.dataset['hue'] = hueOf(servedBy.dataset['instance'] ?? '');
 updateCounter();
 render();
 connect();
+startQueuePolling();

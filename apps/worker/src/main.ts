@@ -32,6 +32,7 @@ const entryWorker = createEntryWorker({
   metrics,
 });
 const { worker } = entryWorker;
+metrics.watchState(() => ({ databaseAvailable: entryWorker.gate.open, consuming: worker.isRunning() }));
 
 const health = createHealthServer({
   instanceId: config.instanceId,

@@ -1,5 +1,13 @@
 import type { Registry } from '@inflow/shared';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+
+/** What the worker's state gauges read at scrape time. */
+export interface WorkerState {
+  /** The DatabaseGate is open: PostgreSQL takes writes. */
+  databaseAvailable: boolean;
+  /** The BullMQ worker is running (consuming jobs). */
+  consuming: boolean;
+}
 
 /** What the worker measures, served on HEALTH_PORT at /metrics. */
 export class WorkerMetrics {
@@ -34,6 +42,30 @@ export class WorkerMetrics {
       help: 'Jobs handled, by outcome: persisted, duplicate (redelivered, row existed) or failed',
       labelNames: ['outcome'] as const,
       registers: [registry],
+    });
+  }
+
+  /**
+   * Registers inflow_worker_database_available (the DatabaseGate, 1 open / 0 waiting for the
+   * database) and inflow_worker_ready (1 when consuming with the gate open), read at scrape time.
+   */
+  watchState(state: () => WorkerState): void {
+    new Gauge({
+      name: 'inflow_worker_database_available',
+      help: '1 while PostgreSQL takes the worker\'s writes, 0 while the worker waits for the database (takes no job)',
+      registers: [this.registry],
+      collect() {
+        this.set(state().databaseAvailable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'inflow_worker_ready',
+      help: '1 while the worker consumes jobs with the database available, else 0',
+      registers: [this.registry],
+      collect() {
+        const { databaseAvailable, consuming } = state();
+        this.set(databaseAvailable && consuming ? 1 : 0);
+      },
     });
   }
 

@@ -89,6 +89,17 @@ export class EntryQueue {
     };
   }
 
+  /**
+   * How long the oldest job still waiting has waited, in seconds (0 when none waits). BullMQ
+   * pushes new jobs on the left of the wait list and takes from the right: the right end is
+   * the oldest. Retries waiting in the delayed set are not counted here.
+   */
+  async oldestWaitingAgeSeconds(now: number = Date.now()): Promise<number> {
+    const [oldest] = await this.#queue.getJobs(['wait'], 0, 0, true);
+    if (oldest === undefined) return 0;
+    return Math.max(0, (now - oldest.timestamp) / 1000);
+  }
+
   async close(): Promise<void> {
     await this.#queue.close();
   }

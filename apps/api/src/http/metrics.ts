@@ -44,6 +44,26 @@ export function registerQueueGauges(registry: Registry, queue: EntryQueue): void
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
     },
   });
+  new Gauge({
+    name: 'inflow_queue_oldest_waiting_age_seconds',
+    help: 'How long the oldest job still waiting in the entries queue has waited (0 when none waits)',
+    registers: [registry],
+    async collect() {
+      this.set(await queue.oldestWaitingAgeSeconds());
+    },
+  });
+}
+
+/** 1 while this replica is ready (every dependency answers and it is not draining), else 0; read at scrape time. */
+export function registerReadyGauge(registry: Registry, isReady: () => Promise<boolean>): void {
+  new Gauge({
+    name: 'inflow_api_ready',
+    help: '1 while this API replica is ready to accept entries (Redis and PostgreSQL answer, not draining), else 0',
+    registers: [registry],
+    async collect() {
+      this.set((await isReady()) ? 1 : 0);
+    },
+  });
 }
 
 /** GET /metrics in Prometheus text format, on the ops port only (ops/ops-server.ts), which nginx never proxies. */

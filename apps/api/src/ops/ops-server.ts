@@ -8,7 +8,7 @@ import type { InstanceInfo, Liveness } from '../health/health.routes.ts';
 import { dependencyChecks, readiness } from '../health/readiness.ts';
 import { clientErrorHandler } from '../http/client-error.ts';
 import { errorHandler, unknownRoute } from '../http/error-handler.ts';
-import { metricsRoute, registerQueueGauges } from '../http/metrics.ts';
+import { metricsRoute, registerQueueGauges, registerReadyGauge } from '../http/metrics.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import { requestLogger } from '../http/request-logger.ts';
 
@@ -46,6 +46,7 @@ export function createOpsApp(deps: OpsDependencies): Express {
   registerQueueGauges(deps.metrics, deps.queue);
 
   const checks = dependencyChecks(deps);
+  registerReadyGauge(deps.metrics, async () => !deps.liveness.draining && (await readiness(checks, logger)).ok);
   const router = Router();
   router
     .route('/healthz')
