@@ -1,37 +1,28 @@
-import type { DatabaseHandle, Logger, Registry } from '@inflow/shared';
 import express, { type Express } from 'express';
-import type { Redis } from 'ioredis';
 import { EntriesRepository } from './entries/entries.repository.ts';
 import { entriesRoutes } from './entries/entries.routes.ts';
 import { EntriesService } from './entries/entries.service.ts';
-import type { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
 import { QueueCapacity } from './entries/queue-capacity.ts';
 import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
-import { healthRoutes, type InstanceInfo, type Liveness } from './health/health.routes.ts';
+import { healthRoutes } from './health/health.routes.ts';
 import { dependencyChecks } from './health/readiness.ts';
 import { errorHandler, unknownRoute } from './http/error-handler.ts';
 import { httpMetrics } from './http/metrics.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
+import type { OpsDependencies } from './ops/ops-server.ts';
 import { webRoutes } from './web/web.routes.ts';
 
-export interface AppDependencies {
-  instance: InstanceInfo;
+/** The ops server's dependencies (the same objects), and what only the public app needs. */
+export interface AppDependencies extends OpsDependencies {
   trustProxyHops: number;
   /** How long an Idempotency-Key is remembered (ApiConfig.idempotencyTtlSeconds). */
   idempotencyTtlSeconds: number;
   /** Share of Redis's maxmemory above which new entries are refused (ApiConfig.queueMemoryLimitPercent). */
   queueMemoryLimitPercent: number;
-  logger: Logger;
-  queue: EntryQueue;
-  redis: Redis;
-  database: DatabaseHandle;
-  liveness: Liveness;
-  /** Prometheus registry: the app counts its requests into it, the ops server serves it (GET /metrics). */
-  metrics: Registry;
   /** The live event stream (GET /api/events); without it the route answers 404. */
   events?: EntryEvents;
   /** The built page (dist/public); without it GET / answers 404. */
