@@ -12,8 +12,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerId, PROJECT, REPO_ROOT, waitFor } from '../support/index.ts';
-import { docker } from '../support/running-stack.ts';
+import { containerId, PROJECT, REPO_ROOT, waitFor } from '@inflow/test-support';
+import { docker } from '@inflow/test-support/running-stack';
 
 const LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');

@@ -3,8 +3,8 @@
  * report. Each is bounded (a duration or a count) and leaves the queue drained behind it, so
  * that the next measurement does not share the machine with the worker's backlog.
  */
-import { composeStart, composeStop, literal, psql, rowsOf, waitDrained, waitHealthyService } from '../support/running-stack.ts';
-import { BASE_URL, freePort } from '../support/index.ts';
+import { composeStart, composeStop, literal, psql, rowsOf, waitDrained, waitHealthyService } from '@inflow/test-support/running-stack';
+import { BASE_URL, freePort } from '@inflow/test-support';
 import { runProbe, startOneReplicaNginx, startProxyCeiling } from './containers.ts';
 import { postEntries, round, runLoad, type LoadFigures } from './load.ts';
 

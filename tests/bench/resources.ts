@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { containerId, SERVICES } from '../support/index.ts';
+import { containerId, SERVICES } from '@inflow/test-support';
 import { round } from './load.ts';
 
 export interface ServiceUsage {

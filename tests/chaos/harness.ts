@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, waitFor } from '../support/index.ts';
-import { containerInfo, docker, idOf } from '../support/running-stack.ts';
+import { BASE_URL, waitFor } from '@inflow/test-support';
+import { containerInfo, docker, idOf } from '@inflow/test-support/running-stack';
 
 /** `docker kill -s KILL`: the Docker API's kill, which Docker records as a manual stop. */
 export async function dockerKill(service: string): Promise<void> {

@@ -20,8 +20,8 @@
  */
 import { Agent, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, runCompose, waitFor } from '../support/index.ts';
-import { docker, forgetContainers, idOf, resolveContainers, waitDrained, waitHealthyService } from '../support/running-stack.ts';
+import { BASE_URL, runCompose, waitFor } from '@inflow/test-support';
+import { docker, forgetContainers, idOf, resolveContainers, waitDrained, waitHealthyService } from '@inflow/test-support/running-stack';
 import { Load } from './load.ts';
 import type { Context, Scenario } from './scenarios.ts';
 import { reconcile, withFindings } from './verify.ts';

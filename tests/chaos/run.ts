@@ -19,8 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '../support/index.ts';
-import { duplicateIds, queueCounts, resolveContainers } from '../support/running-stack.ts';
+import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '@inflow/test-support';
+import { duplicateIds, queueCounts, resolveContainers } from '@inflow/test-support/running-stack';
 import { CHAOS_RETRY, SCENARIOS, type Context } from './scenarios.ts';
 import type { ScenarioResult } from './verify.ts';
 

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, PROJECT, REPO_ROOT, runCompose, waitFor, waitHealthy } from '../support/index.ts';
+import { BASE_URL, PROJECT, REPO_ROOT, runCompose, waitFor, waitHealthy } from '@inflow/test-support';
 import {
   composeStart,
   composeStop,
@@ -20,7 +20,7 @@ import {
   resolveContainers,
   waitDrained,
   waitHealthyService,
-} from '../support/running-stack.ts';
+} from '@inflow/test-support/running-stack';
 import { crashProcess, dockerKill, dockerStart, sample, waitInRotation } from './harness.ts';
 import { rateLimit } from './rate-limit.ts';
 import { Load, type Attempt, type LoadOptions } from './load.ts';

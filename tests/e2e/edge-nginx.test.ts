@@ -18,7 +18,7 @@ import { Agent, request as httpRequest, type ClientRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { BASE_URL, containerId, docker, down, inspectState, PROJECT, REPO_ROOT, runCompose, serviceLogLines, up, waitFor } from '../support/index.ts';
+import { BASE_URL, containerId, docker, down, inspectState, PROJECT, REPO_ROOT, runCompose, serviceLogLines, up, waitFor } from '@inflow/test-support';
 
 const OWN_STACK = process.env['INFLOW_URL'] === undefined;
 const { hostname: HOST, port: PORT_TEXT } = new URL(BASE_URL);

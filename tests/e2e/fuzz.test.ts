@@ -16,7 +16,7 @@ import { request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import t from 'tap';
-import { BASE_URL, down, runCompose, up, waitFor } from '../support/index.ts';
+import { BASE_URL, down, runCompose, up, waitFor } from '@inflow/test-support';
 
 const OWN_STACK = process.env['INFLOW_URL'] === undefined;
 const SCALE = Number(process.env['FUZZ_RUNS'] ?? '1');

@@ -5,7 +5,7 @@
  * pending (then it clears once the worker is back). Every wait is bounded and polls.
  */
 import t from 'tap';
-import { containerId, docker, down, runCompose, SERVICES, waitFor, waitHealthy } from '../support/index.ts';
+import { containerId, docker, down, runCompose, SERVICES, waitFor, waitHealthy } from '@inflow/test-support';
 
 const PROMETHEUS = `http://127.0.0.1:${process.env['PROMETHEUS_PORT'] ?? '9090'}`;
 const PROFILE = ['--profile', 'monitoring'];

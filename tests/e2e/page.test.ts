@@ -12,7 +12,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
-import { BASE_URL, down, REPO_ROOT, up, waitFor } from '../support/index.ts';
+import { BASE_URL, down, REPO_ROOT, up, waitFor } from '@inflow/test-support';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OWN_STACK = process.env['INFLOW_URL'] === undefined;

@@ -16,7 +16,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { BASE_URL, containerId, docker, down, PROJECT, REPO_ROOT, runCompose, serviceLogLines, up, waitFor } from '../support/index.ts';
+import { BASE_URL, containerId, docker, down, PROJECT, REPO_ROOT, runCompose, serviceLogLines, up, waitFor } from '@inflow/test-support';
 
 const OWN_STACK = process.env['INFLOW_URL'] === undefined;
 const APPS = ['web1', 'web2', 'web3', 'worker'] as const;

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { acceptEntry, BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '../support/index.ts';
+import { acceptEntry, BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '@inflow/test-support';
 
 t.before(async () => {
   down();

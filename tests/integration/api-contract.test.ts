@@ -24,7 +24,7 @@ import {
   type EntryPage,
   type EntryView,
   type ErrorBody,
-} from '../support/index.ts';
+} from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { API_MAIN, mapLimit, nodeCommand, WORKER_MAIN } from '../support/index.ts';
+import { API_MAIN, mapLimit, nodeCommand, WORKER_MAIN } from '@inflow/test-support';
 
 const VALID: Readonly<Record<string, string>> = {
   REDIS_HOST: '127.0.0.1',

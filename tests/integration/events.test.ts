@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ENTRIES_QUEUE, entryJobOptions, PERSIST_ENTRY_JOB } from '@inflow/shared';
 import { Queue } from 'bullmq';
 import t from 'tap';
-import { mapLimit, postEntry, rawRequest, startStack, waitFor, waitForQueueDrained } from '../support/index.ts';
+import { mapLimit, postEntry, rawRequest, startStack, waitFor, waitForQueueDrained } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ENTRIES_QUEUE, entryJobOptions, PERSIST_ENTRY_JOB } from '@inflow/shared';
 import { Queue } from 'bullmq';
 import t from 'tap';
-import { nodeCommand, REPO_ROOT, startStack, waitFor, waitForEntryStatus } from '../support/index.ts';
+import { nodeCommand, REPO_ROOT, startStack, waitFor, waitForEntryStatus } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -4,7 +4,7 @@
  * acceptedBy, persistedBy and queueLatencyMs; the instance id on every line.
  */
 import t from 'tap';
-import { http, postEntry, startStack, waitForEntryStatus, UUID, type LogLine } from '../support/index.ts';
+import { http, postEntry, startStack, waitForEntryStatus, UUID, type LogLine } from '@inflow/test-support';
 
 t.setTimeout(90_000);
 

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { API_MAIN, freePort, http, nodeCommand, REPO_ROOT, startStack, waitFor, type AppProcess, type ErrorBody } from '../support/index.ts';
+import { API_MAIN, freePort, http, nodeCommand, REPO_ROOT, startStack, waitFor, type AppProcess, type ErrorBody } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { http, postEntry, startStack, waitFor, waitForEntryStatus, type ErrorBody } from '../support/index.ts';
+import { http, postEntry, startStack, waitFor, waitForEntryStatus, type ErrorBody } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -5,7 +5,7 @@
  * back to 0 once a worker has persisted everything.
  */
 import t from 'tap';
-import { http, postEntry, startStack, waitFor, waitForEntryStatus } from '../support/index.ts';
+import { http, postEntry, startStack, waitFor, waitForEntryStatus } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { http, postEntry, startStack, waitFor, waitForEntryStatus, waitForQueueDrained, type ErrorBody } from '../support/index.ts';
+import { http, postEntry, startStack, waitFor, waitForEntryStatus, waitForQueueDrained, type ErrorBody } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { mapLimit, postEntry, startStack, waitFor, waitForQueueDrained, type Accepted, type ErrorBody, type HttpResult } from '../support/index.ts';
+import { mapLimit, postEntry, startStack, waitFor, waitForQueueDrained, type Accepted, type ErrorBody, type HttpResult } from '@inflow/test-support';
 
 t.setTimeout(180_000);
 

@@ -16,7 +16,7 @@ import {
   type Accepted,
   type EntryView,
   type ErrorBody,
-} from '../support/index.ts';
+} from '@inflow/test-support';
 
 t.setTimeout(180_000);
 

@@ -20,7 +20,7 @@ import {
   type Accepted,
   type AppProcess,
   type LogLine,
-} from '../support/index.ts';
+} from '@inflow/test-support';
 
 tap.setTimeout(150_000);
 

@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { freePort, http, startStack } from '../support/index.ts';
+import { freePort, http, startStack } from '@inflow/test-support';
 
 t.setTimeout(90_000);
 

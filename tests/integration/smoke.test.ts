@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startApi, startPostgres, startRedis, startWorker, waitFor } from '../support/index.ts';
+import { startApi, startPostgres, startRedis, startWorker, waitFor } from '@inflow/test-support';
 
 t.test('an entry goes from the API to the database', async (t) => {
   const [pg, redis] = await Promise.all([startPostgres(t), startRedis(t)]);

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import t from 'tap';
-import { mapLimit, postEntry, startStack, unfinishedJobs, waitFor } from '../support/index.ts';
+import { mapLimit, postEntry, startStack, unfinishedJobs, waitFor } from '@inflow/test-support';
 
 t.setTimeout(180_000);
 

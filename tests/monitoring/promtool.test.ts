@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../support/services.ts';
+import { REPO_ROOT } from '@inflow/test-support';
 
 const DIR = join(REPO_ROOT, 'deploy', 'prometheus');
 const PROMTOOL = process.env['PROMTOOL'] ?? 'promtool';

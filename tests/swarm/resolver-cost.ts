@@ -19,8 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { round, runLoad, type LoadFigures } from '../bench/load.ts';
-import { REPO_ROOT } from '../support/services.ts';
-import { waitFor } from '../support/wait.ts';
+import { REPO_ROOT } from '@inflow/test-support';
+import { waitFor } from '@inflow/test-support';
 import { docker, runningTasks, serviceName, STACK, waitConverged } from './swarm.ts';
 
 // `tap swarm` runs every file of this folder: under tap, this one is skipped, not run.

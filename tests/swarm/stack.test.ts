@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Load, type Attempt } from '../chaos/load.ts';
-import { acceptEntry, http, type ErrorBody } from '../support/http.ts';
-import { REPO_ROOT } from '../support/services.ts';
-import { waitFor } from '../support/wait.ts';
+import { acceptEntry, http, type ErrorBody } from '@inflow/test-support';
+import { REPO_ROOT } from '@inflow/test-support';
+import { waitFor } from '@inflow/test-support';
 import {
   buildImages,
   deployStack,

@@ -2,7 +2,7 @@
  * The idempotency store against a real Redis (a throwaway server from the test harness).
  */
 import { randomUUID } from 'node:crypto';
-import { startRedis } from '@inflow/tests/support';
+import { startRedis } from '@inflow/test-support';
 import t from 'tap';
 import { fingerprintOf, IDEMPOTENCY_KEY, IdempotencyStore, type IdempotencyRecord } from '../src/entries/idempotency.ts';
 

@@ -3,7 +3,7 @@
  * init.sql schema): group commit, per-row failure isolation and redelivery handling.
  */
 import { randomUUID } from 'node:crypto';
-import { startPostgres } from '@inflow/tests/support';
+import { startPostgres } from '@inflow/test-support';
 import { createDatabase, createLogger, type NewEntryRow } from '@inflow/shared';
 import t from 'tap';
 import { EntriesRepository } from '../src/entries/entries.repository.ts';
