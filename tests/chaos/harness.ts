@@ -1,12 +1,13 @@
 /**
  * What the chaos scenarios do to the compose stack beyond starting and stopping services:
- * faults (docker kill, a process SIGKILLed from the host), waiting for a replica to be back in
- * nginx's rotation, and sampling a probe while a load runs.
+ * faults (docker kill, a process SIGKILLed from the host), waiting for Docker to restart a
+ * crashed container and for a replica to be back in nginx's rotation, and sampling a probe while
+ * a load runs.
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BASE_URL, waitFor } from '@inflow/test-support';
-import { containerInfo, docker, idOf } from '@inflow/test-support/running-stack';
+import { containerInfo, docker, idOf, type ContainerInfo } from '@inflow/test-support/running-stack';
 
 /** `docker kill -s KILL`: the Docker API's kill, which Docker records as a manual stop. */
 export async function dockerKill(service: string): Promise<void> {
@@ -39,6 +40,21 @@ export async function crashProcess(service: string): Promise<number> {
   return target;
 }
 
+/**
+ * Waits until Docker has restarted `service` after a crash (its restart count above the one in
+ * `before`, and running again); returns the milliseconds waited.
+ */
+export async function waitRestartedByDocker(service: string, before: ContainerInfo, timeoutMs: number): Promise<number> {
+  const startedAt = Date.now();
+  await waitFor(
+    async () => {
+      const state = await containerInfo(service);
+      return state.restartCount > before.restartCount && state.status === 'running';
+    },
+    { timeoutMs, what: `Docker to restart ${service}`, intervalMs: 200 },
+  );
+  return Date.now() - startedAt;
+}
 
 /** Waits until nginx routes requests to `instance` again; returns the milliseconds waited. */
 export async function waitInRotation(instance: string, timeoutMs = 60_000): Promise<number> {

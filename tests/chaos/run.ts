@@ -1,7 +1,8 @@
 /**
  * The chaos suite: faults injected into the compose stack under load, and an account of every
  * answer. Brings the stack up itself (tests/support/compose.ts, as project INFLOW_E2E_PROJECT on
- * INFLOW_PORT), runs the scenarios of scenarios.ts one after the other, prints a table of the
+ * INFLOW_PORT), runs the scenarios (scenarios/index.ts: one file each, the order they run in,
+ * every one built on the skeleton of scenario.ts) one after the other, prints a table of the
  * counts, writes it to test-results/chaos.json and chaos.md, removes the stack (volumes too) and
  * exits non-zero on any loss, duplicate or unexpected failure.
  *
@@ -11,9 +12,9 @@
  * --only: run only these scenarios. --reuse: use the stack already running as the project
  * (no build, no initial `down`). --keep: leave the stack running afterwards.
  *
- * The stack runs with a short retry budget (CHAOS_RETRY): scenario 7 keeps PostgreSQL down ten
- * times as long, and no scenario may end with a failed job. A stack started otherwise (--reuse)
- * keeps its own budget.
+ * The stack runs with a short retry budget (retry-budget.ts): scenario 7 keeps PostgreSQL down
+ * ten times as long, and no scenario may end with a failed job. A stack started otherwise
+ * (--reuse) keeps its own budget.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '@inflow/test-support';
 import { duplicateIds, queueCounts, resolveContainers } from '@inflow/test-support/running-stack';
-import { CHAOS_RETRY, SCENARIOS, type Context } from './scenarios.ts';
+import { CHAOS_RETRY } from './retry-budget.ts';
+import type { RunContext } from './scenario.ts';
+import { SCENARIOS } from './scenarios/index.ts';
 import type { ScenarioResult } from './verify.ts';
 
 process.env['ENTRY_JOB_ATTEMPTS'] = String(CHAOS_RETRY.attempts);
@@ -129,7 +132,7 @@ async function main(): Promise<number> {
   const upSeconds = Math.round((Date.now() - startedAt) / 1000);
   say(`stack healthy after ${upSeconds} s`);
 
-  const context: Context = { runId, loads: [] };
+  const context: RunContext = { runId, loads: [] };
   const results: ScenarioResult[] = [];
   let crashed: unknown;
   try {

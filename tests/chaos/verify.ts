@@ -164,3 +164,9 @@ export function withFindings(result: ScenarioResult, notes: readonly string[], p
     passed: result.passed && problems.length === 0,
   };
 }
+
+/** An Expectations predicate: the attempt was answered with one of these statuses. */
+export const isStatus =
+  (...statuses: number[]) =>
+  (attempt: Attempt): boolean =>
+    typeof attempt.outcome === 'number' && statuses.includes(attempt.outcome);
