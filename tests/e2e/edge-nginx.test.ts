@@ -6,7 +6,7 @@
  * streams per address and in total, slow uploads ended by the API's whole-request deadline); the
  * client address from X-Forwarded-For only behind a trusted proxy, with a bucket of its own; and
  * the default rate limit out of reach of a legitimate burst. The flood side of the rate limit is
- * chaos scenario 10 (tests/chaos/rate-limit.ts).
+ * chaos scenario 10 (tests/chaos/scenarios/10-rate-limit.ts).
  *
  * Every load here is bounded by count. INFLOW_URL set: runs against that stack as it is (no
  * compose up/down); INFLOW_E2E_PROJECT must then name its compose project, since two tests
