@@ -39,16 +39,11 @@ const shownEntry = (id: string, fields: Partial<EntryView> = {}): EntryView => (
 
 t.test('an entry first heard of is queued, unknown fields null, changed now', async (t) => {
   const id = idAt(T0);
+  const unknown = ['author', 'message', 'acceptedBy', 'persistedBy', 'createdAt', 'persistedAt', 'failedReason'];
   t.same(mergeEntry(undefined, { id }, 'stream', T0 + 5), {
     id,
     status: 'queued',
-    author: null,
-    message: null,
-    acceptedBy: null,
-    persistedBy: null,
-    createdAt: null,
-    persistedAt: null,
-    failedReason: null,
+    ...Object.fromEntries(unknown.map((field) => [field, null])),
     mine: false,
     changedAt: T0 + 5,
   });
