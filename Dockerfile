@@ -41,7 +41,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/shared/package.json ./shared/
 COPY --from=build /app/shared/dist ./shared/dist
 COPY --from=build /app/apps/api/package.json ./apps/api/
-# apps/api/dist holds the page too (dist/public: apps/api/web compiled by the api build).
+# apps/api/dist holds the page too (dist/public: apps/api/page bundled by esbuild in the api build).
 COPY --from=build /app/apps/api/dist ./apps/api/dist
 COPY --from=build /app/apps/worker/package.json ./apps/worker/
 COPY --from=build /app/apps/worker/dist ./apps/worker/dist

@@ -1,16 +1,5 @@
 import { z } from 'zod';
-
-/**
- * The limits of an entry. init.sql enforces the same numbers with CHECK constraints, so a
- * change here needs a migration there.
- */
-export const ENTRY_LIMITS = Object.freeze({
-  authorMaxChars: 80,
-  messageMaxChars: 2000,
-});
-
-// Lengths are counted in Unicode code points, which is what PostgreSQL's char_length() counts.
-const codePointLength = (value: string): number => Array.from(value).length;
+import { codePointLength, ENTRY_LIMITS, normaliseText } from './entry-rules.ts';
 
 // C0 controls, DEL and C1 controls. A message may still hold newlines.
 /* eslint-disable no-control-regex -- matching control characters is the point */
@@ -63,7 +52,7 @@ function textField(name: string, maxChars: number, forbidden: readonly Forbidden
     // zod v4 leaves `input` out of the final issues, so "missing" and "wrong type" are told
     // apart here, where the input is still known.
     .string({ error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be a string`) })
-    .transform((value) => value.replace(/\r\n?/g, '\n').trim())
+    .transform(normaliseText)
     .check((ctx) => {
       const value = ctx.value;
       // A lone surrogate cannot be encoded as UTF-8: PostgreSQL would reject the row later,

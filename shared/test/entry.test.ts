@@ -3,12 +3,12 @@ import { z } from 'zod';
 import {
   authorSchema,
   describeIssue,
-  ENTRY_LIMITS,
   entryIdSchema,
   messageSchema,
   newEntrySchema,
   type ValidationFailure,
 } from '../src/entry.ts';
+import { ENTRY_LIMITS } from '../src/entry-rules.ts';
 
 type Outcome = { ok: true; value: { author: string; message: string } } | { ok: false; failure: ValidationFailure };
 

@@ -91,7 +91,7 @@ t.test('the page and its assets, with security headers', async (t) => {
   t.equal(page.headers.get('x-content-type-options'), 'nosniff');
   t.equal(page.headers.get('referrer-policy'), 'no-referrer');
   const html = await page.text();
-  t.match(html, '<meta name="inflow-instance" content="api-1">', 'the page names the instance that served it');
+  t.match(html, '<span class="instance-tag" id="served-by" data-instance="api-1">api-1</span>', 'the page names the instance that served it');
   t.notMatch(html, /<script>|<style>|style="|https?:\/\//, 'no inline script or style, nothing from another host');
 
   const etag = page.headers.get('etag');

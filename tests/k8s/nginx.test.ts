@@ -23,12 +23,12 @@ const all = locations(publicServer);
 const proxied = (location: Location | undefined) => location?.block.some((directive) => directive.name === 'proxy_pass') ?? false;
 const answers = (location: Location | undefined) => find(location?.block ?? [], 'return')[0]?.args[0];
 
-/** The page's own files: what apps/api/web/copy-assets.js copies, main.js, and what index.html links. */
+/** The page's own files: what apps/api/page/copy-assets.js copies, main.js, and what index.html links. */
 function pageFiles(): string[] {
-  const web = join(REPO_ROOT, 'apps', 'api', 'web');
-  const copied = /for \(const file of \[([^\]]*)\]\)/.exec(readFileSync(join(web, 'copy-assets.js'), 'utf8'))?.[1] ?? '';
+  const page = join(REPO_ROOT, 'apps', 'api', 'page');
+  const copied = /for \(const file of \[([^\]]*)\]\)/.exec(readFileSync(join(page, 'copy-assets.js'), 'utf8'))?.[1] ?? '';
   const files = [...copied.matchAll(/'([^']+)'/g)].map((match) => `/${match[1] ?? ''}`);
-  const linked = [...readFileSync(join(web, 'index.html'), 'utf8').matchAll(/(?:src|href)="(\/[^"?#]*)/g)].map((match) => match[1] ?? '');
+  const linked = [...readFileSync(join(page, 'index.html'), 'utf8').matchAll(/(?:src|href)="(\/[^"?#]*)/g)].map((match) => match[1] ?? '');
   return [...new Set(['/', '/main.js', ...files, ...linked])].sort();
 }
 

@@ -14,7 +14,7 @@ import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
 import type { OpsDependencies } from './ops/ops-server.ts';
-import { webRoutes } from './web/web.routes.ts';
+import { pageRoutes } from './page/page.routes.ts';
 
 /** The ops server's dependencies (the same objects), and what only the public app needs. */
 export interface AppDependencies extends OpsDependencies {
@@ -69,7 +69,7 @@ export function createApp(deps: AppDependencies): Express {
   app.use(entriesRoutes(service));
   app.use(statsRoutes(deps.queue));
   if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.liveness));
-  if (deps.publicDir !== undefined) app.use(webRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
+  if (deps.publicDir !== undefined) app.use(pageRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
   app.use(unknownRoute);
   app.use(errorHandler);
   return app;

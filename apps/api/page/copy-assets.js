@@ -1,4 +1,4 @@
-// Copies the page's static files next to the compiled main.js (dist/public). Run by `npm run build`.
+// Copies the page's static files next to the bundled main.js (dist/public). Run by `npm run build`.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -8,12 +8,12 @@ const escapeHtml = (text: string): string =>
   text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
 /**
- * The page (apps/api/web, built into dist/public). index.html names the instance that served it
- * (a meta tag filled in here, so the page needs no inline script); the other files are static.
+ * The page (apps/api/page, built into dist/public). index.html names the instance that served it
+ * (#served-by, filled in here, so the page needs no inline script); the other files are static.
  * Everything is revalidated on each load (ETag → 304): the file names carry no content hash, and
  * a new image must not be paired with an old script.
  */
-export function webRoutes(deps: { publicDir: string; instanceId: string }): Router {
+export function pageRoutes(deps: { publicDir: string; instanceId: string }): Router {
   const router = Router();
   const indexFile = join(deps.publicDir, 'index.html');
   const html = existsSync(indexFile)
