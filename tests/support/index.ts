@@ -4,4 +4,5 @@ export * from './ports.ts';
 export * from './processes.ts';
 export * from './services.ts';
 export * from './stack.ts';
+export * from './stack-data.ts';
 export * from './wait.ts';
