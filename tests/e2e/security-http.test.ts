@@ -61,6 +61,7 @@ t.test('security headers exactly once on proxied and nginx-made responses; no ve
     ['431 huge header', await send('/api/instance', { headers: { 'x-huge': 'h'.repeat(10_000) } })],
   ];
   const [badLine] = (await rawExchange(BASE_URL, 'get / HTTP/1.1\r\nHost: x\r\n\r\n')).answers;
+  t.ok(badLine, 'a lower-case request line is answered');
   if (badLine !== undefined) nginxErrors.push(['400 bad request line', badLine]);
   for (const [what, answer] of nginxErrors) {
     t.ok(answer.status >= 400 && answer.status < 500, `${what}: a 4xx (${answer.status})`);

@@ -1,4 +1,5 @@
 export * from './compose.ts';
+export * from './contract.ts';
 export * from './http.ts';
 export * from './ports.ts';
 export * from './processes.ts';
