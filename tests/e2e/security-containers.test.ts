@@ -9,9 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { containerId, docker, execIn, PROJECT, REPO_ROOT, runCompose } from '@inflow/test-support';
+import { containerId, docker, exec, execIn, PROJECT, REPO_ROOT, runCompose, waitFor } from '@inflow/test-support';
 
 const APPS = ['web1', 'web2', 'web3', 'worker'] as const;
 
@@ -105,9 +104,16 @@ t.test('PostgreSQL and Redis run under docker-init: an orphaned probe dying does
   const since = new Date().toISOString();
   const orphan = await execIn('postgres', ['sh', '-c', 'sleep 60 >/dev/null 2>&1 & echo $!']);
   t.equal(orphan.status, 0, orphan.stderr);
-  t.equal((await execIn('postgres', ['sh', '-c', `kill -PIPE ${orphan.stdout.trim()}`])).status, 0, 'the orphan is killed by SIGPIPE');
-  await sleep(2_000);
-  const logs = spawnSync('docker', ['logs', '--since', since, containerId('postgres')], { encoding: 'utf8' });
+  const pid = orphan.stdout.trim();
+  t.equal((await execIn('postgres', ['sh', '-c', `kill -PIPE ${pid}`])).status, 0, 'the orphan is killed by SIGPIPE');
+  // Once it is reaped (a zombie still answers kill -0), its parent has heard of its death: a
+  // postmaster that had adopted it would have logged the crash and begun its restart by then.
+  await waitFor(async () => (await execIn('postgres', ['sh', '-c', `kill -0 ${pid} 2>/dev/null`])).status !== 0, {
+    timeoutMs: 30_000,
+    what: `the orphan ${pid} to be reaped`,
+    intervalMs: 100,
+  });
+  const logs = await exec('docker', ['logs', '--since', since, containerId('postgres')]);
   t.notMatch(`${logs.stdout}${logs.stderr}`, /terminated by signal|reinitializing|recovery/, 'PostgreSQL did not restart');
   t.equal((await execIn('postgres', ['pg_isready', '-h', '127.0.0.1', '-q'])).status, 0, 'and still accepts connections');
 });
