@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerId, PROJECT, REPO_ROOT, waitFor } from '@inflow/test-support';
-import { docker } from '@inflow/test-support/running-stack';
+import { docker } from '@inflow/test-support';
 
 const LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');

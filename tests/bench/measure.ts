@@ -3,7 +3,7 @@
  * report. Each is bounded (a duration or a count) and leaves the queue drained behind it, so
  * that the next measurement does not share the machine with the worker's backlog.
  */
-import { composeStart, composeStop, literal, psql, rowsOf, waitDrained, waitHealthyService } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, literal, psql, rowsOf, waitDrained, waitHealthyService } from '@inflow/test-support';
 import { BASE_URL, freePort } from '@inflow/test-support';
 import { runProbe, startOneReplicaNginx, startProxyCeiling } from './containers.ts';
 import { postEntries, round, runLoad, type LoadFigures } from './load.ts';

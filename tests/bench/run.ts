@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { docker, psql, resolveContainers } from '@inflow/test-support/running-stack';
+import { docker, psql, resolveContainers } from '@inflow/test-support';
 import { BASE_URL, containerId, down, PROJECT, REPO_ROOT, up, waitHealthy } from '@inflow/test-support';
 import { removeAll } from './containers.ts';
 import { round } from './load.ts';

@@ -6,8 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, waitFor } from '@inflow/test-support';
-import { containerInfo, docker, idOf, type ContainerInfo } from '@inflow/test-support/running-stack';
+import { BASE_URL, containerInfo, type ContainerInfo, docker, idOf, waitFor } from '@inflow/test-support';
 
 /** `docker kill -s KILL`: the Docker API's kill, which Docker records as a manual stop. */
 export async function dockerKill(service: string): Promise<void> {

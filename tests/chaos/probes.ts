@@ -2,8 +2,7 @@
  * What the chaos scenarios read from the stack besides the queue counts and rows of the kit:
  * the public and the internal /readyz, and Redis itself (memory, BullMQ's active list).
  */
-import { BASE_URL, waitFor } from '@inflow/test-support';
-import { docker, idOf } from '@inflow/test-support/running-stack';
+import { BASE_URL, docker, idOf, waitFor } from '@inflow/test-support';
 
 /** The public GET /readyz through nginx; status 0 and the error's text when nothing answered. */
 export async function readyz(): Promise<{ status: number; text: string }> {

@@ -20,8 +20,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BASE_URL, down, PROJECT, REPO_ROOT, up, waitHealthy } from '@inflow/test-support';
-import { duplicateIds, queueCounts, resolveContainers } from '@inflow/test-support/running-stack';
+import {
+  BASE_URL,
+  down,
+  duplicateIds,
+  PROJECT,
+  queueCounts,
+  REPO_ROOT,
+  resolveContainers,
+  up,
+  waitHealthy,
+} from '@inflow/test-support';
 import { CHAOS_RETRY } from './retry-budget.ts';
 import type { RunContext } from './scenario.ts';
 import { SCENARIOS } from './scenarios/index.ts';

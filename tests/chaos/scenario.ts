@@ -11,8 +11,7 @@
  * so that the next one starts from a quiet stack.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL } from '@inflow/test-support';
-import { waitDrained, type QueueCounts } from '@inflow/test-support/running-stack';
+import { BASE_URL, type QueueCounts, waitDrained } from '@inflow/test-support';
 import { Load, type LoadOptions } from './load.ts';
 import { reconcile, withFindings, type Expectations, type ScenarioResult } from './verify.ts';
 

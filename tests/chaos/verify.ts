@@ -3,7 +3,7 @@
  * chaos table.
  */
 import type { Attempt, Load } from './load.ts';
-import { rowsOf } from '@inflow/test-support/running-stack';
+import { rowsOf } from '@inflow/test-support';
 
 export interface Expectations {
   /** A non-2xx GET that this fault may cause (anything else is a failure). */

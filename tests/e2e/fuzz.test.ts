@@ -8,200 +8,42 @@
  *
  * Each request goes over a connection of its own (no keep-alive), as many independent clients
  * would. nginx's rate limit (per client address, nginx.conf) is far above this load and is
- * tested in edge-nginx.test.ts and chaos scenario 10, not here.
- * FUZZ_RUNS scales the number of runs of every property (default 1). INFLOW_URL set: runs
- * against that stack as it is (no compose up/down; the row count then assumes no other writer).
+ * tested in edge-capacity.test.ts and chaos scenario 10, not here. The inputs are in
+ * fuzz/arbitraries.ts, the rules every answer is checked against in fuzz/oracle.ts.
+ *
+ * FUZZ_RUNS scales the number of runs of every property (default 1). Runs against the stack that
+ * e2e/run.ts started; the row count assumes that no other file writes meanwhile (tap --jobs=1).
  */
-import { request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import t from 'tap';
-import { BASE_URL, down, runCompose, up, waitFor } from '@inflow/test-support';
+import { BASE_URL, countRows, queueIsEmpty, rawRequest, waitFor } from '@inflow/test-support';
+import { CONTENT_TYPES, EDGE, edgeText, printable } from './fuzz/arbitraries.ts';
+import { expectedEntry, expectStatus, wellFormed, type Answer } from './fuzz/oracle.ts';
 
-const OWN_STACK = process.env['INFLOW_URL'] === undefined;
 const SCALE = Number(process.env['FUZZ_RUNS'] ?? '1');
 const runs = (n: number): number => Math.max(1, Math.round(n * SCALE));
 const BODY_LIMIT = 16 * 1024;
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
 
 /** Statuses seen, by property: each test shows what it exercised. */
 let seen = new Map<number, number>();
 
 /** One request over its own connection; any method, exactly these headers. */
-function send(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const req = httpRequest(
-      `${BASE_URL}${path}`,
-      {
-        method,
-        agent: false,
-        headers: payload === undefined ? headers : { 'content-length': String(payload.length), ...headers },
-        timeout: 20_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          seen.set(res.statusCode ?? 0, (seen.get(res.statusCode ?? 0) ?? 0) + 1);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 20 s`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
+async function send(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
+  const answer = await rawRequest(`${BASE_URL}${path}`, { method, headers, ...(body === undefined ? {} : { body }), timeoutMs: 20_000 });
+  seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+  return answer;
 }
-
-const describe = (method: string, path: string, answer: Answer): string =>
-  `${method} ${path.slice(0, 120)} → ${answer.status} ${answer.text.slice(0, 200)}`;
-
-/** Never a 5xx; an error answer (with a body) is JSON in the error shape. */
-function wellFormed(method: string, path: string, answer: Answer): void {
-  if (answer.status >= 500 || answer.status < 100) throw new Error(`server error: ${describe(method, path, answer)}`);
-  if (answer.status < 400 || method === 'HEAD') return;
-  let body: unknown;
-  try {
-    body = JSON.parse(answer.text);
-  } catch {
-    throw new Error(`error answer is not JSON: ${describe(method, path, answer)}`);
-  }
-  const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
-  if (typeof error?.code !== 'string' || typeof error.message !== 'string') {
-    throw new Error(`error answer not in the error shape: ${describe(method, path, answer)}`);
-  }
-  if (!String(answer.headers['content-type']).startsWith('application/json')) {
-    throw new Error(`error answer is not application/json: ${describe(method, path, answer)}`);
-  }
-}
-
-function expectStatus(expected: readonly number[], method: string, path: string, answer: Answer): void {
-  wellFormed(method, path, answer);
-  if (!expected.includes(answer.status)) throw new Error(`expected ${expected.join(' or ')}: ${describe(method, path, answer)}`);
-}
-
-// --- The entry rules, as the README states them (the oracle) ----------------------------------
-
-/* eslint-disable no-control-regex -- control characters are what these rules are about */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
-const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
-/* eslint-enable no-control-regex */
-// Names also refuse invisible formatting characters (bidi controls, zero-width ones, BOM, …).
-const CONTROL_OR_FORMAT = new RegExp(`${CONTROL.source}|\\p{Cf}`, 'u');
-
-/** The stored form of a field, or undefined when the API must refuse it. */
-function validText(value: unknown, max: number, forbidden: RegExp): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const text = value.replace(/\r\n?/g, '\n').trim();
-  if (!text.isWellFormed()) return undefined;
-  const length = Array.from(text).length;
-  if (length < 1 || length > max || forbidden.test(text)) return undefined;
-  return text;
-}
-
-function expectedEntry(value: unknown): { author: string; message: string } | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const keys = Object.keys(value);
-  if (keys.length !== 2 || !keys.includes('author') || !keys.includes('message')) return undefined;
-  const { author, message } = value as { author: unknown; message: unknown };
-  const a = validText(author, 80, CONTROL_OR_FORMAT);
-  const m = validText(message, 2000, CONTROL_BUT_NEWLINE);
-  return a === undefined || m === undefined ? undefined : { author: a, message: m };
-}
-
-// --- Generators ---------------------------------------------------------------------------------
-
-const EDGE = [
-  '\u0000', // NUL
-  '\ud800', // lone high surrogate
-  '\udfff', // lone low surrogate
-  '\ud83d\ude00', // 😀
-  '\ud83d\udc69\u200d\ud83d\udcbb', // 👩‍💻 (ZWJ sequence)
-  '\u202e', // RIGHT-TO-LEFT OVERRIDE
-  '\u200f', // RIGHT-TO-LEFT MARK
-  'مرحبا',
-  'שלום',
-  'e\u0301', // combining accent
-  '\ufeff', // BOM
-  '\u00a0', // no-break space (trimmed)
-  '\u2028', // line separator (trimmed, allowed inside)
-  '\u0085', // NEL, a C1 control
-  '\u007f',
-  '\t',
-  '\r\n',
-  '\n',
-  ' ',
-  "'); DROP TABLE entries; --",
-  "' OR '1'='1",
-  '$$; SELECT pg_sleep(10); $$',
-  '<script>alert(1)</script>',
-  '<img src=x onerror=alert(1)>',
-  '"}],"x":{"',
-  '\\u0000',
-  '%00',
-  '${jndi:ldap://x}',
-  '{{7*7}}',
-];
-
-const edgeText = fc.array(
-  fc.oneof(
-    { weight: 3, arbitrary: fc.constantFrom(...EDGE) },
-    { weight: 3, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
-    { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: 2100 }).map((n) => 'x'.repeat(n)) },
-  ),
-  { maxLength: 6 },
-).map((parts) => parts.join(''));
-
-const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code)), maxLength: 60 });
-
-const CONTENT_TYPES = [
-  'application/json',
-  'application/json; charset=utf-8',
-  'application/json; charset=UTF-8',
-  'Application/JSON',
-  'application/json; charset=latin1',
-  'application/json; charset=utf-16',
-  'application/json;charset=',
-  'application/merge-patch+json',
-  'application/jsonx',
-  'text/json',
-  'text/plain',
-  'text/html',
-  'application/x-www-form-urlencoded',
-  'multipart/form-data; boundary=x',
-  'application/xml',
-  '*/*',
-  'application/*',
-  '',
-];
 
 /** The accepted entries by id (a replayed Idempotency-Key answers with an id already here). */
 const accepted = new Map<string, { author: string; message: string }>();
 let rowsBefore = 0;
 
-function countRows(): number {
-  const { stdout } = runCompose(['exec', '-T', 'postgres', 'psql', '-U', process.env['DB_USER'] ?? 'inflow', '-d', process.env['DB_NAME'] ?? 'inflow', '-At', '-c', 'SELECT count(*) FROM entries']);
-  return Number(stdout.trim());
-}
-
 t.before(async () => {
-  if (OWN_STACK) {
-    down();
-    await up();
-  }
-  rowsBefore = countRows();
-});
-t.teardown(() => {
-  if (OWN_STACK) down();
+  // The stack is shared with the other e2e files: their entries must be written before the
+  // count that this file's rows are measured against.
+  await waitFor(queueIsEmpty, { timeoutMs: 60_000, what: 'the queue to drain before the fuzzing', intervalMs: 250 });
+  rowsBefore = await countRows();
 });
 t.beforeEach(() => {
   seen = new Map();
@@ -428,5 +270,5 @@ t.test('exactly the accepted entries are persisted, each with the text it was pr
   }
   t.equal(mismatched, 0, `all ${accepted.size} accepted entries persisted verbatim`);
   t.ok(accepted.size > 20, `${accepted.size} entries were accepted along the way`);
-  t.equal(countRows() - rowsBefore, accepted.size, 'and no other row was written: nothing invalid was persisted');
+  t.equal((await countRows()) - rowsBefore, accepted.size, 'and no other row was written: nothing invalid was persisted');
 });

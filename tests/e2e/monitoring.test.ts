@@ -1,11 +1,12 @@
 /**
- * The `monitoring` profile, live: the real stack with Prometheus (deploy/prometheus/), reached
- * through its loopback-only port (PROMETHEUS_PORT, 9090 by default). Every scrape target is up,
- * the gauges the alert rules read are there, and stopping the worker makes InflowWorkerNotReady
- * pending (then it clears once the worker is back). Every wait is bounded and polls.
+ * The `monitoring` profile, live: Prometheus (deploy/prometheus/) started on top of the stack
+ * that e2e/run.ts started, reached through its loopback-only port (PROMETHEUS_PORT, 9090 by
+ * default), and removed again afterwards with its volume. Every scrape target is up, the gauges
+ * the alert rules read are there, and stopping the worker makes InflowWorkerNotReady pending
+ * (then it clears once the worker is back). Every wait is bounded and polls.
  */
 import t from 'tap';
-import { containerId, docker, down, runCompose, SERVICES, waitFor, waitHealthy } from '@inflow/test-support';
+import { compose, containerId, docker, PROJECT, SERVICES, waitFor, waitHealthy } from '@inflow/test-support';
 
 const PROMETHEUS = `http://127.0.0.1:${process.env['PROMETHEUS_PORT'] ?? '9090'}`;
 const PROFILE = ['--profile', 'monitoring'];
@@ -34,21 +35,17 @@ const query = (expr: string) =>
   api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`).then((data) => data.result);
 
 t.before(async () => {
-  down();
-  const first = runCompose([...PROFILE, 'up', '-d', '--build'], { check: false });
-  if (first.status !== 0) {
-    // Compose 1.29 gives up when a dependency is not healthy yet; the containers keep starting.
-    await waitHealthy(SERVICES.filter((service) => service !== 'nginx'));
-    runCompose([...PROFILE, 'up', '-d']);
-  }
+  // Only Prometheus: the services it scrapes are running already, and compose leaves them be.
+  await compose([...PROFILE, 'up', '-d', '--no-deps', 'prometheus']);
   await waitHealthy([...SERVICES, 'prometheus']);
 });
-t.teardown(() => {
-  down();
+t.teardown(async () => {
+  await compose([...PROFILE, 'rm', '--stop', '--force', 'prometheus']);
+  await docker(['volume', 'rm', `${PROJECT}_prometheus-data`]);
 });
 
 t.test('Prometheus is hardened like the other services and published on loopback only', async (t) => {
-  const [info] = JSON.parse(docker(['inspect', containerId('prometheus')]).stdout) as [
+  const [info] = JSON.parse(await docker(['inspect', containerId('prometheus')])) as [
     {
       Config: { User: string };
       HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; SecurityOpt: string[] | null; PortBindings: Record<string, { HostIp: string; HostPort: string }[] | null> };
@@ -98,14 +95,14 @@ t.test('the gauges the alert rules read are scraped', async (t) => {
 
 t.test('stopping the worker makes InflowWorkerNotReady pending; it clears when the worker is back', async (t) => {
   t.same((await alerts()).filter((alert) => alert.labels['alertname'] === 'InflowWorkerNotReady'), [], 'not active before');
-  runCompose(['stop', 'worker']);
+  await compose(['stop', 'worker']);
   const alert = await waitFor(
     async () => (await alerts()).find((candidate) => candidate.labels['alertname'] === 'InflowWorkerNotReady'),
     { timeoutMs: 60_000, what: 'InflowWorkerNotReady in /api/v1/alerts', intervalMs: 1_000 },
   );
   t.equal(alert.state, 'pending', 'pending (its for: is 1m)');
   t.equal(alert.labels['instance'], 'worker');
-  runCompose(['start', 'worker']);
+  await compose(['start', 'worker']);
   await waitHealthy(['worker']);
   await waitFor(
     async () => !(await alerts()).some((candidate) => candidate.labels['alertname'] === 'InflowWorkerNotReady'),

@@ -1,23 +1,16 @@
 /**
  * The real stack, end to end: images built from our Dockerfile, started by our
- * docker-compose.yml, reached only through nginx on :9999 as a user would.
+ * docker-compose.yml, reached only through nginx (INFLOW_URL) as a user would: the stack that
+ * e2e/run.ts started.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { acceptEntry, BASE_URL, composeEnv, containerId, docker, down, inspectState, REPO_ROOT, SERVICES, serviceLogLines, up, waitFor } from '@inflow/test-support';
-
-t.before(async () => {
-  down();
-  await up();
-});
-t.teardown(() => {
-  down();
-});
+import { acceptEntry, BASE_URL, composeEnv, containerId, containerInfo, docker, REPO_ROOT, SERVICES, serviceLogLines, waitFor } from '@inflow/test-support';
 
 t.test('every container reaches healthy', async (t) => {
   for (const service of SERVICES) {
-    t.match(inspectState(service), { status: 'running', health: 'healthy' }, service);
+    t.match(await containerInfo(service), { status: 'running', health: 'healthy' }, service);
   }
 });
 
@@ -67,21 +60,21 @@ t.test('logs are JSON lines tagged with each instance, and nginx shows all three
 });
 
 t.test('nothing but nginx on its one port is published, and the data stores are off the edge network', async (t) => {
-  const networksOf = (service: string) => {
-    const [info] = JSON.parse(docker(['inspect', containerId(service)]).stdout) as [
+  const networksOf = async (service: string) => {
+    const [info] = JSON.parse(await docker(['inspect', containerId(service)])) as [
       { NetworkSettings: { Ports: Record<string, { HostPort: string }[] | null>; Networks: Record<string, unknown> } },
     ];
     return info.NetworkSettings;
   };
   for (const service of SERVICES) {
-    const published = Object.entries(networksOf(service).Ports)
+    const published = Object.entries((await networksOf(service)).Ports)
       .filter(([, bindings]) => bindings !== null && bindings.length > 0)
       .flatMap(([port, bindings]) => (bindings ?? []).map((binding) => `${binding.HostPort}->${port}`));
     t.same([...new Set(published)], service === 'nginx' ? [`${new URL(BASE_URL).port}->80/tcp`] : [], `${service} publishes ${published.join(', ') || 'nothing'}`);
   }
-  const nginxNetworks = Object.keys(networksOf('nginx').Networks);
+  const nginxNetworks = Object.keys((await networksOf('nginx')).Networks);
   for (const service of ['postgres', 'redis']) {
-    const shared = Object.keys(networksOf(service).Networks).filter((network) => nginxNetworks.includes(network));
+    const shared = Object.keys((await networksOf(service)).Networks).filter((network) => nginxNetworks.includes(network));
     t.same(shared, [], `${service} shares no network with nginx`);
   }
 });

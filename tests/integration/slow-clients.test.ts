@@ -58,8 +58,8 @@ t.test('slow headers and slow bodies end with 408; the API keeps answering every
   // Meanwhile: ordinary requests, answered at once.
   const timings: number[] = [];
   const probe = (async () => {
-    const until = Date.now() + 11_000;
-    while (Date.now() < until) {
+    const deadline = Date.now() + 11_000;
+    while (Date.now() < deadline) {
       const startedAt = Date.now();
       const answer = await http(`${api.url}/api/instance`);
       if (answer.status !== 200) throw new Error(`GET /api/instance answered ${String(answer.status)}`);

@@ -1,9 +1,11 @@
 /**
- * Small HTTP helpers for the system tests: JSON requests through fetch, raw requests through
- * node:http (for what fetch will not send: no Content-Type, a body sent in pieces), and polling
- * for an entry's status.
+ * The HTTP client of the system tests: JSON requests through fetch; raw requests through node:http
+ * and raw bytes over a socket, for what fetch will not send or show (no Content-Type, any method,
+ * a path with dot segments, a body sent in pieces, a header sent twice); polling for an entry's
+ * status.
  */
 import { request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { waitFor } from './wait.ts';
 
 export interface HttpResult<T = unknown> {
@@ -105,8 +107,24 @@ export async function listAll(baseUrl: string, limit: number): Promise<{ entries
 
 export interface RawResult {
   status: number;
+  /** As node:http folds them: lower-case names, repeated ones joined or in an array. */
   headers: IncomingHttpHeaders;
+  /** Every value of every header as sent, in order, by lower-case name: a duplicate shows as two values. */
+  headerValues: Map<string, string[]>;
   text: string;
+}
+
+/** The first value of a response header, or undefined when it was not sent. */
+export const firstHeader = (result: Pick<RawResult, 'headerValues'>, name: string): string | undefined => result.headerValues.get(name)?.[0];
+
+/** Header values by lower-case name from name/value pairs (node's rawHeaders), every value kept in order. */
+export function headerValuesOf(pairs: readonly string[]): Map<string, string[]> {
+  const values = new Map<string, string[]>();
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = (pairs[i] ?? '').toLowerCase();
+    values.set(name, [...(values.get(name) ?? []), pairs[i + 1] ?? '']);
+  }
+  return values;
 }
 
 /** The whole response: status, headers and the body as text. */
@@ -115,26 +133,87 @@ function readAll(res: IncomingMessage): Promise<RawResult> {
     const chunks: Buffer[] = [];
     res.on('data', (chunk: Buffer) => chunks.push(chunk));
     res.on('end', () => {
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, headerValues: headerValuesOf(res.rawHeaders), text: Buffer.concat(chunks).toString('utf8') });
     });
     res.on('error', reject);
   });
 }
 
+/** The code of a body in the one error shape {"error":{"code","message"}}; undefined for any other body. */
+export function errorCode(result: Pick<RawResult, 'text'>): string | undefined {
+  try {
+    const { error } = JSON.parse(result.text) as { error?: { code?: unknown; message?: unknown } };
+    return typeof error?.code === 'string' && typeof error.message === 'string' ? error.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits a URL into its origin and its path exactly as written: `new URL` would resolve dot segments and re-encode. */
+function target(url: string): { host: string; port: number; path: string } {
+  const match = /^http:\/\/([^/:]+)(?::(\d+))?(\/.*)?$/.exec(url);
+  if (match === null) throw new Error(`not an http:// URL: ${url}`);
+  return { host: match[1] ?? '', port: Number(match[2] ?? '80'), path: match[3] ?? '/' };
+}
+
 /**
- * One request over its own connection (no keep-alive pool), with exactly the headers given:
- * fetch always adds a Content-Type to a string body, this does not.
+ * One request, the one raw client of the kit: any method, the path sent exactly as written, over
+ * its own connection unless an agent is given, with exactly the headers given (fetch always adds
+ * a Content-Type to a string body, this does not); a body gets its Content-Length unless the
+ * headers give one. Never throws on a status; rejects on a network error or after `timeoutMs`.
  */
 export function rawRequest(
   url: string,
-  options: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer } = {},
+  options: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer; agent?: Agent; timeoutMs?: number } = {},
 ): Promise<RawResult> {
+  const body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
+  const given = options.headers ?? {};
+  const sized = body === undefined || Object.keys(given).some((name) => ['content-length', 'transfer-encoding'].includes(name.toLowerCase()));
+  const headers = sized ? given : { 'content-length': body.length, ...given };
+  const method = options.method ?? 'GET';
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
+    const req = httpRequest({ ...target(url), method, headers, agent: options.agent ?? false }, (res) => {
       readAll(res).then(resolve, reject);
     });
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.slice(0, 200)}: no answer in ${timeoutMs} ms`)));
     req.on('error', reject);
-    req.end(options.body);
+    req.end(body);
+  });
+}
+
+/**
+ * Writes `raw` on a new connection and parses every response that comes back (Content-Length
+ * framed) until the server closes it; `bytes` is all it sent, for what the parser cannot show
+ * (a status line or its absence).
+ */
+export function rawExchange(url: string, raw: string): Promise<{ answers: Omit<RawResult, 'headers'>[]; bytes: string }> {
+  const { host, port } = target(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, host);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.setTimeout(30_000, () => socket.destroy(new Error('the server did not close the connection in 30 s')));
+    socket.on('close', () => {
+      const data = Buffer.concat(chunks);
+      const answers: Omit<RawResult, 'headers'>[] = [];
+      let at = 0;
+      while (at < data.length) {
+        const end = data.indexOf('\r\n\r\n', at);
+        if (end < 0) break;
+        const [statusLine = '', ...lines] = data.subarray(at, end).toString('latin1').split('\r\n');
+        const values = headerValuesOf(lines.flatMap((line) => {
+          const colon = line.indexOf(':');
+          return [line.slice(0, colon), line.slice(colon + 1).trim()];
+        }));
+        const length = Number(values.get('content-length')?.[0] ?? '0');
+        answers.push({ status: Number(statusLine.split(' ')[1]), headerValues: values, text: data.subarray(end + 4, end + 4 + length).toString('utf8') });
+        at = end + 4 + length;
+      }
+      resolve({ answers, bytes: data.toString('latin1') });
+    });
+    socket.write(raw);
   });
 }
 

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
@@ -209,6 +209,3 @@ export async function startRedis(t: Teardown, options: { appendOnly?: boolean } 
     start,
   };
 }
-
-/** The user the tests run as, for messages. */
-export const currentUser = () => userInfo().username;

@@ -19,8 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { round, runLoad, type LoadFigures } from '../bench/load.ts';
-import { REPO_ROOT } from '@inflow/test-support';
-import { waitFor } from '@inflow/test-support';
+import { REPO_ROOT, waitFor } from '@inflow/test-support';
 import { docker, runningTasks, serviceName, STACK, waitConverged } from './swarm.ts';
 
 // `tap swarm` runs every file of this folder: under tap, this one is skipped, not run.

@@ -13,9 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Load, type Attempt } from '../chaos/load.ts';
-import { acceptEntry, http, type ErrorBody } from '@inflow/test-support';
-import { REPO_ROOT } from '@inflow/test-support';
-import { waitFor } from '@inflow/test-support';
+import { acceptEntry, http, REPO_ROOT, waitFor, type ErrorBody } from '@inflow/test-support';
 import {
   buildImages,
   deployStack,

@@ -7,10 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCompose } from '@inflow/test-support';
-import { exec } from '@inflow/test-support/running-stack';
-import { REPO_ROOT } from '@inflow/test-support';
-import { waitFor } from '@inflow/test-support';
+import { exec, REPO_ROOT, runCompose, waitFor } from '@inflow/test-support';
 
 /** The stack's name: its services are `${STACK}_web` and so on. */
 export const STACK = process.env['INFLOW_SWARM_STACK'] ?? 'inflow-swarm';

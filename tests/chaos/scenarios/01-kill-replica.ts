@@ -3,7 +3,7 @@
  * restart policy ignores) and as a crash does (its process SIGKILLed, which the policy restarts).
  * nginx must route around both; a POST cut mid-request may have enqueued without its 202.
  */
-import { containerInfo, waitHealthyService } from '@inflow/test-support/running-stack';
+import { containerInfo, waitHealthyService } from '@inflow/test-support';
 import { crashProcess, dockerKill, dockerStart, waitInRotation, waitRestartedByDocker } from '../harness.ts';
 import { defineScenario, seconds } from '../scenario.ts';
 import { isStatus } from '../verify.ts';

@@ -2,7 +2,7 @@
  * Scenario 2: every web replica stopped with SIGTERM and started again, one at a time. A clean
  * drain means no client notices: not one failed answer, and each replica exits 0.
  */
-import { composeStart, composeStop, containerInfo, waitHealthyService } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, containerInfo, waitHealthyService } from '@inflow/test-support';
 import { waitInRotation } from '../harness.ts';
 import { defineScenario, seconds } from '../scenario.ts';
 

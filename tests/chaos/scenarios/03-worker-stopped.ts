@@ -2,7 +2,7 @@
  * Scenario 3: the worker stopped for 30 s under POST load. The API keeps accepting, the backlog
  * shows in GET /api/stats, and the worker drains it once started.
  */
-import { composeStart, composeStop, queueCounts } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, queueCounts } from '@inflow/test-support';
 import { sample } from '../harness.ts';
 import { defineScenario, seconds } from '../scenario.ts';
 

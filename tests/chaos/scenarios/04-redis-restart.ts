@@ -3,8 +3,7 @@
  * every 202 is a job waiting in Redis). With AOF fsync always, the crash must lose no job Redis
  * acknowledged; while Redis is stopped, POSTs must be refused (503), never accepted.
  */
-import { waitFor } from '@inflow/test-support';
-import { composeStart, composeStop, containerInfo, queueCounts } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, containerInfo, queueCounts, waitFor } from '@inflow/test-support';
 import { crashProcess, waitRestartedByDocker } from '../harness.ts';
 import { defineScenario, seconds } from '../scenario.ts';
 import { isStatus } from '../verify.ts';

@@ -3,7 +3,7 @@
  * entries); reads answer 503 while it is down; the public /readyz says "not ready" without
  * naming internals, the ops port says which dependency failed.
  */
-import { composeStart, composeStop } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop } from '@inflow/test-support';
 import { sample } from '../harness.ts';
 import { opsReadyz, readyz, waitPublicReady } from '../probes.ts';
 import { defineScenario, seconds } from '../scenario.ts';

@@ -5,8 +5,19 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT, REPO_ROOT, runCompose, waitFor, waitHealthy } from '@inflow/test-support';
-import { composeStart, composeStop, countRows, forgetContainers, queueCounts, resolveContainers } from '@inflow/test-support/running-stack';
+import {
+  composeStart,
+  composeStop,
+  countRows,
+  forgetContainers,
+  PROJECT,
+  queueCounts,
+  REPO_ROOT,
+  resolveContainers,
+  runCompose,
+  waitFor,
+  waitHealthy,
+} from '@inflow/test-support';
 import { defineScenario, seconds } from '../scenario.ts';
 import { reconcile } from '../verify.ts';
 

@@ -3,8 +3,7 @@
  * worker must stop fetching and say why on its /readyz, rather than spend every job's attempts
  * and move them to the failed set: no job may fail, and all are persisted once it is back.
  */
-import { waitFor } from '@inflow/test-support';
-import { composeStart, composeStop, queueCounts } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, queueCounts, waitFor } from '@inflow/test-support';
 import { opsReadyz, waitPublicReady } from '../probes.ts';
 import { RETRY_BUDGET_MS } from '../retry-budget.ts';
 import { defineScenario, seconds } from '../scenario.ts';

@@ -3,8 +3,7 @@
  * so their INSERTs hang). Their locks expire, the stalled check hands them to the restarted
  * worker, and every one is persisted once.
  */
-import { waitFor } from '@inflow/test-support';
-import { containerInfo, docker, idOf, literal, psql } from '@inflow/test-support/running-stack';
+import { containerInfo, docker, idOf, literal, psql, waitFor } from '@inflow/test-support';
 import { crashProcess, waitRestartedByDocker } from '../harness.ts';
 import { activeJobIds } from '../probes.ts';
 import { defineScenario, seconds } from '../scenario.ts';

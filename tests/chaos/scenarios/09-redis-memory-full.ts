@@ -3,8 +3,7 @@
  * refuse POSTs (503) before Redis is full, so that the worker can still drain it, and accept
  * again once the worker has made room.
  */
-import { waitFor } from '@inflow/test-support';
-import { composeStart, composeStop } from '@inflow/test-support/running-stack';
+import { composeStart, composeStop, waitFor } from '@inflow/test-support';
 import { redisCli, redisMemory } from '../probes.ts';
 import { defineScenario, seconds } from '../scenario.ts';
 import { isStatus } from '../verify.ts';

@@ -19,8 +19,16 @@
  * legitimate load only.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BASE_URL, runCompose, waitFor } from '@inflow/test-support';
-import { docker, forgetContainers, idOf, resolveContainers, waitHealthyService } from '@inflow/test-support/running-stack';
+import {
+  BASE_URL,
+  docker,
+  forgetContainers,
+  idOf,
+  resolveContainers,
+  runCompose,
+  waitFor,
+  waitHealthyService,
+} from '@inflow/test-support';
 import { flood, type Flood, type FloodMode } from '../flood.ts';
 import { defineScenario, seconds, type Findings } from '../scenario.ts';
 
