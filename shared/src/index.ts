@@ -2,6 +2,7 @@ export * from './config.ts';
 export * from './database.ts';
 export * from './database-errors.ts';
 export * from './entry.ts';
+export * from './errors.ts';
 export * from './health.ts';
 export * from './lifecycle.ts';
 export * from './logger.ts';

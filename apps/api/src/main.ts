@@ -15,10 +15,14 @@ import {
 } from '@inflow/shared';
 import { createApp, type AppDependencies } from './app.ts';
 import { EntriesRepository } from './entries/entries.repository.ts';
+import { EntriesService } from './entries/entries.service.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
+import { IdempotencyStore } from './entries/idempotency.ts';
+import { QueueCapacity } from './entries/queue-capacity.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
-import { startHttpServer } from './http/server.ts';
+import { dependencyChecks } from './health/readiness.ts';
+import { startHttpServer, type DrainState } from './http/server.ts';
 import { createOpsApp, startOpsServer } from './ops/ops-server.ts';
 
 // How long main waits for Redis and PostgreSQL before it listens anyway.
@@ -42,14 +46,15 @@ const queue = new EntryQueue(
   },
   config.entryRetry,
 );
-const liveness = { draining: false };
+const repository = new EntriesRepository(database.db);
+const drainState: DrainState = { draining: false };
 const eventsLogger = logger.child({ module: 'events' });
 // One QueueEvents per process, made when the first page connects (see entry-events.ts).
 const events = new EntryEvents({
   instanceId: config.instanceId,
   logger: eventsLogger,
-  subscribe: (onChange) => subscribeToQueueEvents({ redis: config.redis, producer: redis, logger: eventsLogger, onChange }),
-  describe: describeChanges({ repository: new EntriesRepository(database.db), producer: redis, logger: eventsLogger }),
+  subscribe: (onChange) => subscribeToQueueEvents({ redis: config.redis, queue, logger: eventsLogger, onChange }),
+  describe: describeChanges({ repository, queue, logger: eventsLogger }),
   maxClients: config.eventsMaxStreams,
 });
 
@@ -57,13 +62,17 @@ const events = new EntryEvents({
 const deps: AppDependencies = {
   instance: { instanceId: config.instanceId, hostname: hostname(), version, startedAt: new Date().toISOString() },
   trustProxyHops: config.trustProxyHops,
-  idempotencyTtlSeconds: config.idempotencyTtlSeconds,
-  queueMemoryLimitPercent: config.queueMemoryLimitPercent,
+  entries: new EntriesService({
+    repository,
+    queue,
+    idempotency: new IdempotencyStore(redis, config.idempotencyTtlSeconds),
+    capacity: new QueueCapacity(redis, config.queueMemoryLimitPercent),
+    instanceId: config.instanceId,
+  }),
   logger,
   queue,
-  redis,
-  database,
-  liveness,
+  checks: dependencyChecks({ redis, database }),
+  drainState,
   metrics: createMetricsRegistry({ service: 'api', instanceId: config.instanceId }),
   events,
   // dist/public, from src/main.ts (node --watch) as from dist/main.js.
@@ -105,7 +114,7 @@ const http = await startHttpServer({
   app,
   port: config.port,
   instanceId: config.instanceId,
-  liveness,
+  drainState,
   // Event streams never end by themselves: end them, or the drain waits for ever. The browsers
   // reconnect through nginx to another replica and reconcile.
   onDrain: () => {

@@ -18,7 +18,7 @@ const SHORT: HttpTimeouts = { requestMs: 800, headersMs: 400, checkIntervalMs: 5
 
 /** `timeouts` null: the real ones (HTTP_TIMEOUTS). */
 async function start(t: { teardown: (fn: () => unknown) => void }, app: RequestListener, timeouts: HttpTimeouts | null = SHORT) {
-  const http = await startHttpServer({ app, port: 0, instanceId: 'api-test', liveness: { draining: false }, onDrain: () => undefined, ...(timeouts ? { timeouts } : {}) });
+  const http = await startHttpServer({ app, port: 0, instanceId: 'api-test', drainState: { draining: false }, onDrain: () => undefined, ...(timeouts ? { timeouts } : {}) });
   t.teardown(() => {
     http.server.closeAllConnections();
     http.server.close();

@@ -1,7 +1,6 @@
-import { withTimeout } from '@inflow/shared';
+import { serviceUnavailable, withTimeout } from '@inflow/shared';
 import { Router } from 'express';
 import type { EntryQueue } from '../entries/entries.queue.ts';
-import { serviceUnavailable } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 
 /** GET /api/stats: the queue backlog, so a person can watch it grow while the worker is down. */
