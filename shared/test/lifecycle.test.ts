@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { ConfigError } from '../src/config.ts';
-import { createShutdown } from '../src/lifecycle.ts';
+import { createShutdown, loadConfigOrExit } from '../src/lifecycle.ts';
 import { createLogger } from '../src/logger.ts';
 import { withTimeout } from '../src/timeout.ts';
 
@@ -47,13 +46,22 @@ t.test('a failing step does not stop the others; the exit code says so', async (
 
 t.test('a hanging step hits the deadline: exit 1', async (t) => {
   const exits: number[] = [];
-  const shutdown = createShutdown([{ name: 'hang', run: () => new Promise<void>(() => undefined) }], {
-    logger,
-    timeoutMs: 50,
-    exit: (code) => exits.push(code),
+  const exited = new Promise<void>((resolve) => {
+    const shutdown = createShutdown([{ name: 'hang', run: () => new Promise<void>(() => undefined) }], {
+      logger,
+      timeoutMs: 50,
+      exit: (code) => {
+        exits.push(code);
+        resolve();
+      },
+    });
+    void shutdown('test');
   });
-  void shutdown('test');
-  await sleep(150);
+  // The deadline's timer is unref'd (it must not keep a process alive by itself): hold the
+  // event loop open until it fires.
+  const hold = setInterval(() => undefined, 1_000);
+  await exited;
+  clearInterval(hold);
   t.same(exits, [1]);
 });
 
@@ -78,6 +86,10 @@ t.test('loadConfigOrExit: one JSON line naming the variable, exit 78', async (t)
   t.match(JSON.parse(lines[0] ?? '{}'), { level: 'fatal', service: 'api', variable: 'DB_PASS', msg: /^invalid configuration: DB_PASS is required/ });
   t.notMatch(child.stderr, /\n\s+at /, 'no stack trace');
 
-  // Anything other than a ConfigError is not swallowed.
-  t.type(new ConfigError('X', 'is bad'), Error);
+});
+
+t.test('loadConfigOrExit: anything other than a ConfigError is thrown on, not turned into an exit', async (t) => {
+  const bug = new TypeError('a bug in the loader');
+  t.throws(() => loadConfigOrExit(() => { throw bug; }, 'api'), bug);
+  t.equal(loadConfigOrExit(() => 'loaded', 'api'), 'loaded', 'and a good configuration is returned');
 });

@@ -8,7 +8,7 @@ import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
 
-export const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
+const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
 // An add that has not reached Redis by then is answered 503; the client may retry with its
 // Idempotency-Key without risking a duplicate.
