@@ -111,8 +111,24 @@ export const headersTooLarge = () => new HttpError(431, 'headers_too_large', 'th
 /** Anything unexpected. The details go to the log only. */
 export const internalError = () => new HttpError(500, 'internal_error', 'internal server error');
 
-export const serviceUnavailable = (code: 'queue_unavailable' | 'database_unavailable' | 'shutting_down', message: string, cause?: unknown) =>
+// A 503 the client should retry in a second; `cause` is for the log only.
+const retryShortly = (code: string, message: string, cause?: unknown) =>
   new HttpError(503, code, message, { headers: { 'Retry-After': '1' }, cause });
+
+/** POST /api/entries while Redis does not take the job: the entry was not accepted. */
+export const queueUnavailable = (cause: unknown) =>
+  retryShortly('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry', cause);
+
+/** POST /api/entries while Redis is at QUEUE_MEMORY_LIMIT_PERCENT of its maxmemory (entries/queue-capacity.ts). */
+export const queueFull = () => retryShortly('queue_unavailable', 'the queue is full right now; the entry was not accepted, please retry later');
+
+/** GET /api/stats while the queue's counts cannot be read. */
+export const queueCountsUnavailable = (cause: unknown) => retryShortly('queue_unavailable', 'the queue is unavailable right now', cause);
+
+export const databaseUnavailable = (cause: unknown) => retryShortly('database_unavailable', 'the database is unavailable right now, please retry', cause);
+
+/** GET /api/events on an instance that drains: the browser reconnects, through nginx, elsewhere. */
+export const noNewStreams = () => retryShortly('shutting_down', 'this instance takes no new event streams; reconnect');
 
 /**
  * The public GET /readyz when this instance cannot serve: ready or not, nothing more. Which

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createShutdown, loadConfigOrExit } from '../src/lifecycle.ts';
 import { createLogger } from '../src/logger.ts';
-import { withTimeout } from '../src/timeout.ts';
+import { TimeoutError, withTimeout } from '../src/timeout.ts';
 
 const logger = createLogger({ service: 'test', instanceId: 'test-1', level: 'silent', sync: true });
 
@@ -67,7 +67,8 @@ t.test('a hanging step hits the deadline: exit 1', async (t) => {
 
 t.test('withTimeout', async (t) => {
   t.equal(await withTimeout(Promise.resolve(5), 100, 'slow'), 5);
-  await t.rejects(withTimeout(sleep(200), 20, 'the thing did not answer'), { message: 'the thing did not answer within 20 ms' });
+  await t.rejects(withTimeout(sleep(200), 20, 'the thing did not answer'), new TimeoutError('the thing did not answer', 20));
+  await t.rejects(withTimeout(sleep(200), 20, 'slow'), { name: 'TimeoutError', ms: 20, message: 'slow within 20 ms' });
   await t.rejects(withTimeout(Promise.reject(new Error('own')), 100, 'slow'), { message: 'own' });
 });
 

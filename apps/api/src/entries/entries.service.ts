@@ -1,4 +1,4 @@
-import { describeIssue, entryIdSchema, HttpError, idempotencyKeyReused, invalidField, isDatabaseUnavailable, newEntrySchema, notFound, serviceUnavailable, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
+import { databaseUnavailable, describeIssue, entryIdSchema, HttpError, idempotencyKeyReused, invalidField, isDatabaseUnavailable, newEntrySchema, notFound, queueFull, queueUnavailable, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
 import { decodeCursor, encodeCursor, type Cursor } from './cursor.ts';
 import { newEntryId } from './entry-id.ts';
 import type { EntriesRepository } from './entries.repository.ts';
@@ -71,7 +71,7 @@ export class EntriesService {
 
     // Before anything is written: a full queue takes no new entry, and no idempotency record.
     if (!(await this.#redisCall(() => this.#capacity.hasRoom()))) {
-      throw serviceUnavailable('queue_unavailable', 'the queue is full right now; the entry was not accepted, please retry later');
+      throw queueFull();
     }
 
     if (idempotencyKey === undefined) {
@@ -166,7 +166,7 @@ export class EntriesService {
       return await call();
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      throw serviceUnavailable('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry', error);
+      throw queueUnavailable(error);
     }
   }
 
@@ -175,7 +175,7 @@ export class EntriesService {
       return await call();
     } catch (error) {
       if (error instanceof HttpError || !isDatabaseUnavailable(error)) throw error;
-      throw serviceUnavailable('database_unavailable', 'the database is unavailable right now, please retry', error);
+      throw databaseUnavailable(error);
     }
   }
 }

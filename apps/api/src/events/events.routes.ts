@@ -1,4 +1,4 @@
-import { serviceUnavailable, tooManyStreams } from '@inflow/shared';
+import { noNewStreams, tooManyStreams } from '@inflow/shared';
 import { Router } from 'express';
 import { allowOnly } from '../http/method-guard.ts';
 import type { DrainState } from '../http/server.ts';
@@ -16,7 +16,7 @@ export function eventsRoutes(events: EntryEvents, drainState: Readonly<DrainStat
     .route('/api/events')
     .get(async (req, res) => {
       if (drainState.draining || events.closed) {
-        throw serviceUnavailable('shutting_down', 'this instance takes no new event streams; reconnect');
+        throw noNewStreams();
       }
       // Checked, then counted by connect() in the same tick: no two requests pass for one slot.
       if (req.method !== 'HEAD' && events.full) throw tooManyStreams();
