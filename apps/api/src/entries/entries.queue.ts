@@ -1,4 +1,4 @@
-import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, entryJobSchema, withTimeout, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
+import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, withTimeout, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
 import { Queue, QueueKeys } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -22,10 +22,13 @@ export type QueuedState =
   | { status: 'queued' | 'processing'; entry: PendingEntry; attemptsMade: number }
   | { status: 'failed'; entry: PendingEntry; attemptsMade: number; reason: string };
 
-/** The one job-to-entry view: findState and findMany both read a job's data through it. */
+/**
+ * The one job-to-entry view: findState and findMany both read a job's data through it. Field by
+ * field rather than through entryJobSchema, so that a payload that is not a valid entry still
+ * shows what it has: its job has a state a client may ask about (the worker fails it at once).
+ */
 function pendingEntry(id: string, data: unknown): PendingEntry {
-  const parsed = entryJobSchema.safeParse(data);
-  const record: Record<string, unknown> = parsed.success ? parsed.data : typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+  const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
   const text = (key: keyof EntryJob) => (typeof record[key] === 'string' ? record[key] : null);
   return { id, author: text('author'), message: text('message'), acceptedBy: text('acceptedBy'), persistedBy: null, createdAt: text('acceptedAt'), persistedAt: null };
 }
