@@ -6,6 +6,7 @@ import {
   errorBody,
   shuttingDown,
   type DependencyCheck,
+  type HttpError,
   type Logger,
   type Registry,
 } from '@inflow/shared';
@@ -75,7 +76,9 @@ export function createOpsApp(deps: OpsDependencies): Express {
         ]),
       );
       // Not thrown to the error middleware: these 503s carry the checks next to the error.
-      const failure = deps.drainState.draining ? shuttingDown() : result.ok ? undefined : dependencyUnavailable(result.failed);
+      let failure: HttpError | undefined;
+      if (deps.drainState.draining) failure = shuttingDown();
+      else if (!result.ok) failure = dependencyUnavailable(result.failed);
       if (failure !== undefined) {
         res.status(failure.status).json({ ...errorBody(failure), checks: views });
       } else {
