@@ -10,6 +10,8 @@
  *
  * SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
+import { TimeoutError } from './timeout.ts';
+
 export type DatabaseErrorKind = 'unavailable' | 'refused' | 'unknown';
 
 // 08 connection exception, 53 insufficient resources (too many connections, disk full),
@@ -23,10 +25,12 @@ const REFUSED_SQLSTATE = /^(22|23)/;
 // ECONNRESET, ETIMEDOUT, ENOTFOUND, EPIPE, EAI_AGAIN…) or one of pg's own messages.
 const SOCKET_CODE = /^E[A-Z_]+$/;
 const UNAVAILABLE_MESSAGE =
-  /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|canceling statement due to statement timeout|Client has encountered a connection error|PostgreSQL did not answer/i;
+  /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|canceling statement due to statement timeout|Client has encountered a connection error/i;
 
 export function classifyDatabaseError(error: unknown): DatabaseErrorKind {
   if (!(error instanceof Error)) return 'unknown';
+  // Our own deadline around a database call (withTimeout): PostgreSQL did not answer in time.
+  if (error instanceof TimeoutError) return 'unavailable';
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     // 57014 is query_canceled: our own statement_timeout, i.e. the database did not keep up.

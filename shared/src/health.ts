@@ -1,3 +1,5 @@
+import { TimeoutError } from './timeout.ts';
+
 /** A dependency a process needs to do its work, and how to tell that it answers. */
 export interface DependencyCheck {
   name: string;
@@ -68,7 +70,7 @@ export class CheckFailure extends Error {
  * fit for a readiness answer. The error itself belongs in the log. Reasons:
  * - a CheckFailure: its message, written for this;
  * - a socket error: its meaning (`connection refused`), from the code, not from the message;
- * - `withTimeout` (shared/timeout.ts) gave up: `no answer within 2000 ms`;
+ * - a TimeoutError (withTimeout gave up): `no answer within 2000 ms`;
  * - an SQLSTATE (PostgreSQL's five-character code): `PostgreSQL error 57P03`;
  * - any other code: `error ERR_SOMETHING`; anything else: `check failed (see the log)`.
  */
@@ -81,7 +83,6 @@ export function describeCheckFailure(error: unknown): string {
     if (/^[0-9A-Z]{5}$/.test(code)) return `PostgreSQL error ${code}`;
     if (/^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return `error ${code}`;
   }
-  const timeout = / within (\d+) ms$/.exec(error.message);
-  if (timeout !== null) return `no answer within ${timeout[1] ?? '?'} ms`;
+  if (error instanceof TimeoutError) return `no answer within ${error.ms} ms`;
   return 'check failed (see the log)';
 }

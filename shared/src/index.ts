@@ -3,6 +3,7 @@ export * from './database.ts';
 export * from './database-errors.ts';
 export * from './entry.ts';
 export * from './entry-rules.ts';
+export * from './errors.ts';
 export * from './health.ts';
 export * from './lifecycle.ts';
 export * from './logger.ts';

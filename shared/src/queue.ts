@@ -37,10 +37,8 @@ export interface EntryRetryPolicy {
   readonly delayMs: number;
 }
 
-export const ENTRY_JOB_ATTEMPTS = 10;
-
 /** 10 attempts, 0.5 s, 1 s, 2 s, … 128 s apart: about four minutes. */
-export const DEFAULT_ENTRY_RETRY: EntryRetryPolicy = Object.freeze({ attempts: ENTRY_JOB_ATTEMPTS, delayMs: 500 });
+export const DEFAULT_ENTRY_RETRY: EntryRetryPolicy = Object.freeze({ attempts: 10, delayMs: 500 });
 
 /**
  * Options for every entry job. The entry id is the job id, so adding the same entry twice while

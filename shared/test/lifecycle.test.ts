@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { ConfigError } from '../src/config.ts';
-import { createShutdown } from '../src/lifecycle.ts';
+import { createShutdown, loadConfigOrExit } from '../src/lifecycle.ts';
 import { createLogger } from '../src/logger.ts';
-import { withTimeout } from '../src/timeout.ts';
+import { TimeoutError, withTimeout } from '../src/timeout.ts';
 
 const logger = createLogger({ service: 'test', instanceId: 'test-1', level: 'silent', sync: true });
 
@@ -47,19 +46,29 @@ t.test('a failing step does not stop the others; the exit code says so', async (
 
 t.test('a hanging step hits the deadline: exit 1', async (t) => {
   const exits: number[] = [];
-  const shutdown = createShutdown([{ name: 'hang', run: () => new Promise<void>(() => undefined) }], {
-    logger,
-    timeoutMs: 50,
-    exit: (code) => exits.push(code),
+  const exited = new Promise<void>((resolve) => {
+    const shutdown = createShutdown([{ name: 'hang', run: () => new Promise<void>(() => undefined) }], {
+      logger,
+      timeoutMs: 50,
+      exit: (code) => {
+        exits.push(code);
+        resolve();
+      },
+    });
+    void shutdown('test');
   });
-  void shutdown('test');
-  await sleep(150);
+  // The deadline's timer is unref'd (it must not keep a process alive by itself): hold the
+  // event loop open until it fires.
+  const hold = setInterval(() => undefined, 1_000);
+  await exited;
+  clearInterval(hold);
   t.same(exits, [1]);
 });
 
 t.test('withTimeout', async (t) => {
   t.equal(await withTimeout(Promise.resolve(5), 100, 'slow'), 5);
-  await t.rejects(withTimeout(sleep(200), 20, 'the thing did not answer'), { message: 'the thing did not answer within 20 ms' });
+  await t.rejects(withTimeout(sleep(200), 20, 'the thing did not answer'), new TimeoutError('the thing did not answer', 20));
+  await t.rejects(withTimeout(sleep(200), 20, 'slow'), { name: 'TimeoutError', ms: 20, message: 'slow within 20 ms' });
   await t.rejects(withTimeout(Promise.reject(new Error('own')), 100, 'slow'), { message: 'own' });
 });
 
@@ -78,6 +87,10 @@ t.test('loadConfigOrExit: one JSON line naming the variable, exit 78', async (t)
   t.match(JSON.parse(lines[0] ?? '{}'), { level: 'fatal', service: 'api', variable: 'DB_PASS', msg: /^invalid configuration: DB_PASS is required/ });
   t.notMatch(child.stderr, /\n\s+at /, 'no stack trace');
 
-  // Anything other than a ConfigError is not swallowed.
-  t.type(new ConfigError('X', 'is bad'), Error);
+});
+
+t.test('loadConfigOrExit: anything other than a ConfigError is thrown on, not turned into an exit', async (t) => {
+  const bug = new TypeError('a bug in the loader');
+  t.throws(() => loadConfigOrExit(() => { throw bug; }, 'api'), bug);
+  t.equal(loadConfigOrExit(() => 'loaded', 'api'), 'loaded', 'and a good configuration is returned');
 });

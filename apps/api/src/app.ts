@@ -1,13 +1,9 @@
 import express, { type Express } from 'express';
-import { EntriesRepository } from './entries/entries.repository.ts';
 import { entriesRoutes } from './entries/entries.routes.ts';
-import { EntriesService } from './entries/entries.service.ts';
-import { IdempotencyStore } from './entries/idempotency.ts';
-import { QueueCapacity } from './entries/queue-capacity.ts';
+import type { EntriesService } from './entries/entries.service.ts';
 import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes } from './health/health.routes.ts';
-import { dependencyChecks } from './health/readiness.ts';
 import { errorHandler, unknownRoute } from './http/error-handler.ts';
 import { httpMetrics } from './http/metrics.ts';
 import { requestLogger } from './http/request-logger.ts';
@@ -19,10 +15,8 @@ import { pageRoutes } from './page/page.routes.ts';
 /** The ops server's dependencies (the same objects), and what only the public app needs. */
 export interface AppDependencies extends OpsDependencies {
   trustProxyHops: number;
-  /** How long an Idempotency-Key is remembered (ApiConfig.idempotencyTtlSeconds). */
-  idempotencyTtlSeconds: number;
-  /** Share of Redis's maxmemory above which new entries are refused (ApiConfig.queueMemoryLimitPercent). */
-  queueMemoryLimitPercent: number;
+  /** The entries use cases, built by main.ts over the one repository, queue and Redis client. */
+  entries: EntriesService;
   /** The live event stream (GET /api/events); without it the route answers 404. */
   events?: EntryEvents;
   /** The built page (dist/public); without it GET / answers 404. */
@@ -30,9 +24,10 @@ export interface AppDependencies extends OpsDependencies {
 }
 
 /**
- * Builds the public Express app (PORT, behind nginx). Its internal counterpart, /metrics and the
- * detailed readiness, is ops/ops-server.ts, built by main.ts from the same dependencies.
- * Listening and draining belong to http/server.ts, signals and shutdown to main.ts.
+ * Builds the public Express app (PORT, behind nginx) from dependencies main.ts made: it opens no
+ * connection and builds no client of its own, so tests hand it theirs. Its internal
+ * counterpart, /metrics and the detailed readiness, is ops/ops-server.ts, built from the same
+ * dependencies. Listening and draining belong to http/server.ts, signals and shutdown to main.ts.
  */
 export function createApp(deps: AppDependencies): Express {
   const app = express();
@@ -43,32 +38,24 @@ export function createApp(deps: AppDependencies): Express {
   app.use((_req, res, next) => {
     res.set('X-Instance-Id', deps.instance.instanceId);
     // While draining, tell keep-alive peers (nginx) to drop this connection after the response.
-    if (deps.liveness.draining) res.set('Connection', 'close');
+    if (deps.drainState.draining) res.set('Connection', 'close');
     next();
   });
   app.use(securityHeaders);
   app.use(requestLogger(deps.logger));
   app.use(httpMetrics(deps.metrics));
 
-  const service = new EntriesService({
-    repository: new EntriesRepository(deps.database.db),
-    queue: deps.queue,
-    idempotency: new IdempotencyStore(deps.redis, deps.idempotencyTtlSeconds),
-    capacity: new QueueCapacity(deps.redis, deps.queueMemoryLimitPercent),
-    instanceId: deps.instance.instanceId,
-  });
-
   app.use(
     healthRoutes({
       instance: deps.instance,
-      liveness: deps.liveness,
-      checks: dependencyChecks(deps),
+      drainState: deps.drainState,
+      checks: deps.checks,
       logger: deps.logger.child({ module: 'health' }),
     }),
   );
-  app.use(entriesRoutes(service));
+  app.use(entriesRoutes(deps.entries));
   app.use(statsRoutes(deps.queue));
-  if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.liveness));
+  if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.drainState));
   if (deps.publicDir !== undefined) app.use(pageRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));
   app.use(unknownRoute);
   app.use(errorHandler);

@@ -1,23 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import {
-  createDatabase,
-  createLogger,
-  createShutdown,
-  handleShutdownSignals,
-  loadApiConfig,
-  loadConfigOrExit,
-  createMetricsRegistry,
-  createProducerRedis,
-  withTimeout,
-} from '@inflow/shared';
-import { createApp, type AppDependencies } from './app.ts';
-import { EntriesRepository } from './entries/entries.repository.ts';
-import { EntryQueue } from './entries/entries.queue.ts';
-import { EntryEvents } from './events/entry-events.ts';
-import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
+import { createLogger, createShutdown, handleShutdownSignals, loadApiConfig, loadConfigOrExit, withTimeout } from '@inflow/shared';
+import { createApp } from './app.ts';
+import { createDependencies } from './dependencies.ts';
 import { startHttpServer } from './http/server.ts';
 import { createOpsApp, startOpsServer } from './ops/ops-server.ts';
 
@@ -28,48 +14,11 @@ const config = loadConfigOrExit(() => loadApiConfig(process.env), 'api');
 const logger = createLogger({ service: 'api', instanceId: config.instanceId, level: config.logLevel });
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const database = createDatabase(config.db, logger.child({ module: 'db' }));
-const redisLogger = logger.child({ module: 'redis' });
-const redis = createProducerRedis(config.redis);
-// ioredis reconnects by itself; the errors are logged, and /readyz and the 503s report them.
-redis.on('error', (error) => {
-  redisLogger.warn({ err: error }, 'Redis connection error');
-});
-const queue = new EntryQueue(
-  redis,
-  (error) => {
-    redisLogger.warn({ err: error }, 'queue error');
-  },
-  config.entryRetry,
-);
-const liveness = { draining: false };
-const eventsLogger = logger.child({ module: 'events' });
-// One QueueEvents per process, made when the first page connects (see entry-events.ts).
-const events = new EntryEvents({
-  instanceId: config.instanceId,
-  logger: eventsLogger,
-  subscribe: (onChange) => subscribeToQueueEvents({ redis: config.redis, producer: redis, logger: eventsLogger, onChange }),
-  describe: describeChanges({ repository: new EntriesRepository(database.db), producer: redis, logger: eventsLogger }),
-  maxClients: config.eventsMaxStreams,
-});
-
 // The one set of dependencies, for the public app and for the ops server alike.
-const deps: AppDependencies = {
-  instance: { instanceId: config.instanceId, hostname: hostname(), version, startedAt: new Date().toISOString() },
-  trustProxyHops: config.trustProxyHops,
-  idempotencyTtlSeconds: config.idempotencyTtlSeconds,
-  queueMemoryLimitPercent: config.queueMemoryLimitPercent,
-  logger,
-  queue,
-  redis,
-  database,
-  liveness,
-  metrics: createMetricsRegistry({ service: 'api', instanceId: config.instanceId }),
-  events,
-  // dist/public, from src/main.ts (node --watch) as from dist/main.js.
-  publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)),
-};
-const app = createApp(deps);
+const deps = createDependencies(config, { logger, version });
+const { database, redis, queue, events, drainState } = deps;
+// dist/public, from src/main.ts (node --watch) as from dist/main.js.
+const app = createApp({ ...deps, publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)) });
 
 // The ops port first: while main waits for Redis and PostgreSQL below, its /readyz already says
 // which one it waits for.
@@ -105,7 +54,7 @@ const http = await startHttpServer({
   app,
   port: config.port,
   instanceId: config.instanceId,
-  liveness,
+  drainState,
   // Event streams never end by themselves: end them, or the drain waits for ever. The browsers
   // reconnect through nginx to another replica and reconcile.
   onDrain: () => {

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CheckFailure, describeCheckFailure } from '@inflow/shared';
+import { CheckFailure, describeCheckFailure, TimeoutError } from '@inflow/shared';
 import t from 'tap';
 import { createApp } from '../src/app.ts';
 import { createOpsApp, startOpsServer } from '../src/ops/ops-server.ts';
@@ -137,7 +137,8 @@ t.test('describeCheckFailure: a reason without addresses or raw text', async (t)
     [Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), 'PostgreSQL error 53300'],
     [Object.assign(new Error('something at 10.0.0.9'), { code: 'ERR_SOMETHING' }), 'error ERR_SOMETHING'],
     [Object.assign(new Error('weird'), { code: 'not a code at 10.0.0.9' }), 'check failed (see the log)'],
-    [new Error('PostgreSQL did not answer within 2000 ms'), 'no answer within 2000 ms'],
+    [new TimeoutError('PostgreSQL did not answer', 2000), 'no answer within 2000 ms'],
+    [new Error('PostgreSQL did not answer within 2000 ms'), 'check failed (see the log)'],
     [new Error("Stream isn't writeable and enableOfflineQueue options is false"), 'check failed (see the log)'],
     [new Error('connect ECONNREFUSED 10.0.0.9:5432'), 'check failed (see the log)'],
     [new CheckFailure('not connected (end)'), 'not connected (end)'],

@@ -13,9 +13,9 @@ import type { WorkerMetrics } from './metrics.ts';
  * (or whose event loop is blocked for seconds) loses it. Default 30 s: with it, a SIGKILLed
  * worker's jobs waited a minute for the stalled check. https://docs.bullmq.io/guide/jobs/stalled
  */
-export const LOCK_DURATION_MS = 8_000;
+const LOCK_DURATION_MS = 8_000;
 /** How often the stalled check looks for jobs whose lock expired (default 30 s). */
-export const STALLED_INTERVAL_MS = 2_000;
+const STALLED_INTERVAL_MS = 2_000;
 /**
  * A stalled job is one whose worker died; that says nothing against the entry, so stalls never
  * fail it (BullMQ's default of 1 fails a job that stalls twice). A falsely stalled job (a worker

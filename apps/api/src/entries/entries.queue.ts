@@ -1,26 +1,44 @@
-import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, entryJobSchema, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
-import { Queue } from 'bullmq';
+import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, withTimeout, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
+import { Queue, QueueKeys } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /**
- * What a job says of its entry. A payload that is not a valid entry (a job added by something
- * other than this API) yields only the fields that are strings; the rest are null.
+ * An entry as its job tells it, shaped like a persisted one (shared Entry) so that a client
+ * reads both alike: what the API accepted, with the fields only a row has still null. A payload
+ * that is not a valid entry (a job added by something other than this API) yields only the
+ * fields that are strings; the rest are null.
  */
-export interface QueuedEntry {
+export interface PendingEntry {
+  id: string;
   author: string | null;
   message: string | null;
   acceptedBy: string | null;
-  acceptedAt: string | null;
+  persistedBy: null;
+  createdAt: string | null;
+  persistedAt: null;
 }
 
 export type QueuedState =
-  | { status: 'queued' | 'processing'; entry: QueuedEntry; attemptsMade: number }
-  | { status: 'failed'; entry: QueuedEntry; attemptsMade: number; reason: string };
+  | { status: 'queued' | 'processing'; entry: PendingEntry; attemptsMade: number }
+  | { status: 'failed'; entry: PendingEntry; attemptsMade: number; reason: string };
 
-function looseEntry(data: unknown): QueuedEntry {
+/**
+ * The one job-to-entry view: findState and findMany both read a job's data through it. Field by
+ * field rather than through entryJobSchema, so that a payload that is not a valid entry still
+ * shows what it has: its job has a state a client may ask about (the worker fails it at once).
+ */
+function pendingEntry(id: string, data: unknown): PendingEntry {
   const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
-  const text = (key: keyof QueuedEntry) => (typeof record[key] === 'string' ? record[key] : null);
-  return { author: text('author'), message: text('message'), acceptedBy: text('acceptedBy'), acceptedAt: text('acceptedAt') };
+  const text = (key: keyof EntryJob) => (typeof record[key] === 'string' ? record[key] : null);
+  return { id, author: text('author'), message: text('message'), acceptedBy: text('acceptedBy'), persistedBy: null, createdAt: text('acceptedAt'), persistedAt: null };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface QueueCounts {
@@ -31,14 +49,20 @@ export interface QueueCounts {
   failed: number;
 }
 
-/** The producer side of the entries queue. One per process: connections are not per request. */
+/**
+ * The producer side of the entries queue, and the only module that knows how BullMQ keeps it in
+ * Redis. One per process: connections are not per request.
+ */
 export class EntryQueue {
   readonly #queue: Queue<EntryJob>;
+  readonly #redis: Redis;
   readonly #retry: EntryRetryPolicy;
+  readonly #keys = new QueueKeys();
 
   /** `redis` stays owned by the caller: closing the queue does not close it. */
   constructor(redis: Redis, onError: (error: Error) => void, retry: EntryRetryPolicy = DEFAULT_ENTRY_RETRY) {
     this.#queue = new Queue<EntryJob>(ENTRIES_QUEUE, { connection: redis });
+    this.#redis = redis;
     this.#retry = retry;
     // Without a listener an 'error' event would throw; connection errors are expected while
     // Redis restarts and are reported through /readyz and the 503s instead.
@@ -60,8 +84,7 @@ export class EntryQueue {
     if (job === undefined) return undefined;
     // An invalid payload still has a state: the worker fails such a job at once, and that
     // failure is what a client asking about the id must see, not a 404.
-    const parsed = entryJobSchema.safeParse(job.data);
-    const entry: QueuedEntry = parsed.success ? parsed.data : looseEntry(job.data);
+    const entry = pendingEntry(id, job.data);
     switch (state) {
       case 'active':
         return { status: 'processing', entry, attemptsMade: job.attemptsMade };
@@ -76,6 +99,30 @@ export class EntryQueue {
         // 'completed' (about to be removed) or 'unknown' (removed meanwhile): the row decides.
         return undefined;
     }
+  }
+
+  /**
+   * The entries of those ids that have a job, by id, in one round trip: each job's data field
+   * (BullMQ keeps a job as a hash under its key) through one pipeline. For the event stream,
+   * whose batches are up to a hundred ids; the job's state is not read.
+   */
+  async findMany(ids: readonly string[]): Promise<Map<string, PendingEntry>> {
+    const found = new Map<string, PendingEntry>();
+    if (ids.length === 0) return found;
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hget(this.#keys.toKey(ENTRIES_QUEUE, id), 'data');
+    const results = (await withTimeout(pipeline.exec(), 2_000, 'Redis did not answer')) ?? [];
+    results.forEach(([error, data], index) => {
+      const id = ids[index];
+      if (id !== undefined && error === null && typeof data === 'string') found.set(id, pendingEntry(id, parseJson(data)));
+    });
+    return found;
+  }
+
+  /** The id of the newest event in the queue's event stream, "0-0" when it has none. */
+  async newestEventId(): Promise<string> {
+    const [newest] = await this.#redis.xrevrange(this.#keys.toKey(ENTRIES_QUEUE, 'events'), '+', '-', 'COUNT', 1);
+    return newest?.[0] ?? '0-0';
   }
 
   /** How many jobs wait, run, wait for a retry or failed for good. */

@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { MIMEType } from 'node:util';
+import { invalidUtf8, unsupportedCharset, unsupportedMediaType } from '@inflow/shared';
 import express, { Router, type Request } from 'express';
 import { BODY_LIMIT_BYTES } from '../http/error-handler.ts';
-import { invalidUtf8, unsupportedCharset, unsupportedMediaType } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import type { EntriesService } from './entries.service.ts';
 

@@ -1,15 +1,14 @@
-import { describeIssue, entryIdSchema, isDatabaseUnavailable, newEntrySchema, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
-import { HttpError, idempotencyKeyReused, invalidField, notFound, serviceUnavailable } from '../http/errors.ts';
+import { databaseUnavailable, describeIssue, entryIdSchema, HttpError, idempotencyKeyReused, invalidField, isDatabaseUnavailable, newEntrySchema, notFound, queueFull, queueUnavailable, withTimeout, type Entry, type EntryJob } from '@inflow/shared';
 import { decodeCursor, encodeCursor, type Cursor } from './cursor.ts';
 import { newEntryId } from './entry-id.ts';
 import type { EntriesRepository } from './entries.repository.ts';
 import { toEntry } from './entries.repository.ts';
-import type { EntryQueue } from './entries.queue.ts';
+import type { EntryQueue, PendingEntry } from './entries.queue.ts';
 import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
 
-export const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
+const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
 // An add that has not reached Redis by then is answered 503; the client may retry with its
 // Idempotency-Key without risking a duplicate.
@@ -17,19 +16,7 @@ const ENQUEUE_TIMEOUT_MS = 3_000;
 
 export type EntryStatus =
   | ({ status: 'persisted' } & Entry)
-  | {
-      status: 'queued' | 'processing' | 'failed';
-      id: string;
-      // null only for a job whose payload is not a valid entry (not added by this API).
-      author: string | null;
-      message: string | null;
-      acceptedBy: string | null;
-      persistedBy: null;
-      createdAt: string | null;
-      persistedAt: null;
-      attemptsMade: number;
-      failedReason?: string;
-    };
+  | ({ status: 'queued' | 'processing' | 'failed' } & PendingEntry & { attemptsMade: number; failedReason?: string });
 
 export interface Accepted {
   entry: EntryJob;
@@ -84,7 +71,7 @@ export class EntriesService {
 
     // Before anything is written: a full queue takes no new entry, and no idempotency record.
     if (!(await this.#redisCall(() => this.#capacity.hasRoom()))) {
-      throw serviceUnavailable('queue_unavailable', 'the queue is full right now; the entry was not accepted, please retry later');
+      throw queueFull();
     }
 
     if (idempotencyKey === undefined) {
@@ -131,16 +118,9 @@ export class EntriesService {
       if (late !== undefined) return { status: 'persisted', ...toEntry(late) };
       throw notFound(`no entry with id ${id}`);
     }
-    const { entry } = queued;
     return {
       status: queued.status,
-      id,
-      author: entry.author,
-      message: entry.message,
-      acceptedBy: entry.acceptedBy,
-      persistedBy: null,
-      createdAt: entry.acceptedAt,
-      persistedAt: null,
+      ...queued.entry,
       attemptsMade: queued.attemptsMade,
       ...(queued.status === 'failed' ? { failedReason: publicFailedReason(queued.reason) } : {}),
     };
@@ -186,7 +166,7 @@ export class EntriesService {
       return await call();
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      throw serviceUnavailable('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry', error);
+      throw queueUnavailable(error);
     }
   }
 
@@ -195,7 +175,7 @@ export class EntriesService {
       return await call();
     } catch (error) {
       if (error instanceof HttpError || !isDatabaseUnavailable(error)) throw error;
-      throw serviceUnavailable('database_unavailable', 'the database is unavailable right now, please retry', error);
+      throw databaseUnavailable(error);
     }
   }
 }

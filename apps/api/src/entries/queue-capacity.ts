@@ -1,16 +1,16 @@
 import type { Redis } from 'ioredis';
 
-// How long one reading of Redis's memory is trusted. At the highest accept rate measured
-// (README: Performance) a second of entries is a few MiB, far inside the headroom left above
-// the limit, so one INFO per second per replica is enough and costs nothing on the hot path.
+// How long one reading of Redis's memory is trusted. At the highest accept rate (README:
+// Performance) a second of entries is a few MiB, far inside the headroom left above the limit,
+// so one INFO per second per replica is enough and keeps INFO off the hot path.
 const READING_TTL_MS = 1_000;
 
 /**
  * Whether Redis has room for more entries. Redis runs with maxmemory and noeviction: at the
  * limit it refuses every write, and BullMQ's scripts are writes, the worker's included. A queue
  * filled to maxmemory could then never drain, so the API stops accepting at `limitPercent` of
- * maxmemory and leaves the rest to the worker (measured: at maxmemory the worker could not move
- * a single job to active).
+ * maxmemory and leaves the rest to the worker (at maxmemory the worker cannot even move a job
+ * to active).
  */
 export class QueueCapacity {
   readonly #redis: Redis;

@@ -101,11 +101,6 @@ export class EntryEvents {
     return this.#clients.size;
   }
 
-  /** False once the process stopped taking streams (shutdown), or when this one has too many. */
-  get accepting(): boolean {
-    return !this.#closed && !this.full;
-  }
-
   /** True while this process serves its most streams (maxClients): the next one must wait. */
   get full(): boolean {
     return this.#clients.size + this.#connecting >= this.#maxClients;

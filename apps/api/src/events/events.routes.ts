@@ -1,7 +1,7 @@
+import { noNewStreams, tooManyStreams } from '@inflow/shared';
 import { Router } from 'express';
-import { serviceUnavailable, tooManyStreams } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
-import type { Liveness } from '../health/health.routes.ts';
+import type { DrainState } from '../http/server.ts';
 import type { EntryEvents } from './entry-events.ts';
 
 /**
@@ -10,13 +10,13 @@ import type { EntryEvents } from './entry-events.ts';
  * likes, so without a cap one client could hold them all (issue 15). nginx tries another
  * replica on a 503 for this location (nginx.conf).
  */
-export function eventsRoutes(events: EntryEvents, liveness: Liveness): Router {
+export function eventsRoutes(events: EntryEvents, drainState: Readonly<DrainState>): Router {
   const router = Router();
   router
     .route('/api/events')
     .get(async (req, res) => {
-      if (liveness.draining || events.closed) {
-        throw serviceUnavailable('shutting_down', 'this instance takes no new event streams; reconnect');
+      if (drainState.draining || events.closed) {
+        throw noNewStreams();
       }
       // Checked, then counted by connect() in the same tick: no two requests pass for one slot.
       if (req.method !== 'HEAD' && events.full) throw tooManyStreams();

@@ -1,13 +1,10 @@
-import { ENTRIES_QUEUE, entryJobSchema, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
-import { QueueEvents, QueueKeys } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { ENTRIES_QUEUE, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
+import { QueueEvents } from 'bullmq';
 import type { EntriesRepository } from '../entries/entries.repository.ts';
 import { toEntry } from '../entries/entries.repository.ts';
+import type { EntryQueue, PendingEntry } from '../entries/entries.queue.ts';
 import { publicFailedReason } from '../entries/failed-reason.ts';
 import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts';
-
-const keys = new QueueKeys();
-const EVENTS_KEY = keys.toKey(ENTRIES_QUEUE, 'events');
 
 /**
  * Listens to the entries queue's events (a Redis stream every replica reads for itself, so an
@@ -18,8 +15,8 @@ const EVENTS_KEY = keys.toKey(ENTRIES_QUEUE, 'events');
  */
 export async function subscribeToQueueEvents(options: {
   redis: RedisConfig;
-  /** The API's ordinary client, for one read of the stream's current end. */
-  producer: Redis;
+  /** The API's producer, for one read of the stream's current end. */
+  queue: EntryQueue;
   logger: Logger;
   onChange: (id: string, change: StatusChange) => void;
 }): Promise<Subscription> {
@@ -27,8 +24,7 @@ export async function subscribeToQueueEvents(options: {
   // (bullmq#2874). Starting from the id of the newest event now closes that gap.
   let lastEventId = '$';
   try {
-    const [newest] = await withTimeout(options.producer.xrevrange(EVENTS_KEY, '+', '-', 'COUNT', 1), 2_000, 'Redis did not answer');
-    lastEventId = newest?.[0] ?? '0-0';
+    lastEventId = await withTimeout(options.queue.newestEventId(), 2_000, 'Redis did not answer');
   } catch (error) {
     options.logger.warn({ err: error }, 'could not read the end of the events stream; listening from now');
   }
@@ -71,10 +67,10 @@ export async function subscribeToQueueEvents(options: {
 
 /**
  * Fills in one flush of changes: persisted entries from PostgreSQL (one query, with the worker
- * that wrote them), the others from their jobs' data in Redis (one pipeline). Reads that fail
- * leave the statuses alone; the page reconciles.
+ * that wrote them), the others from their jobs (EntryQueue.findMany, one round trip). Reads that
+ * fail leave the statuses alone; the page reconciles.
  */
-export function describeChanges(deps: { repository: EntriesRepository; producer: Redis; logger: Logger }) {
+export function describeChanges(deps: { repository: EntriesRepository; queue: EntryQueue; logger: Logger }) {
   return async (changes: ReadonlyMap<string, StatusChange>): Promise<EntryUpdate[]> => {
     const persisted: string[] = [];
     const pending: string[] = [];
@@ -87,37 +83,14 @@ export function describeChanges(deps: { repository: EntriesRepository; producer:
             deps.logger.warn({ err: error }, 'could not read persisted entries for the event stream');
             return [];
           }),
-      pending.length === 0 ? [] : readJobData(deps.producer, pending).catch((error: unknown) => {
+      deps.queue.findMany(pending).catch((error: unknown) => {
         deps.logger.warn({ err: error }, 'could not read job data for the event stream');
-        return [];
+        return new Map<string, PendingEntry>();
       }),
     ]);
 
-    const known = new Map<string, Omit<EntryUpdate, 'status'>>();
+    const known = new Map<string, Omit<EntryUpdate, 'status'>>(jobs);
     for (const row of rows) known.set(row.id, toEntry(row));
-    pending.forEach((id, index) => {
-      const data = jobs[index];
-      if (data === undefined || data === null) return;
-      const parsed = entryJobSchema.safeParse(safeJson(data));
-      if (!parsed.success) return;
-      const { author, message, acceptedBy, acceptedAt } = parsed.data;
-      known.set(id, { id, author, message, acceptedBy, createdAt: acceptedAt, persistedBy: null, persistedAt: null });
-    });
     return [...changes].map(([id, change]) => ({ ...known.get(id), id, ...change }));
   };
-}
-
-async function readJobData(redis: Redis, ids: readonly string[]): Promise<(string | null)[]> {
-  const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hget(keys.toKey(ENTRIES_QUEUE, id), 'data');
-  const results = (await withTimeout(pipeline.exec(), 2_000, 'Redis did not answer')) ?? [];
-  return results.map(([error, value]) => (error === null && typeof value === 'string' ? value : null));
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,13 +1,8 @@
-import type { DependencyCheck, Logger } from '@inflow/shared';
+import { notReady, type DependencyCheck, type Logger } from '@inflow/shared';
 import { Router } from 'express';
-import { notReady } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
+import type { DrainState } from '../http/server.ts';
 import { readiness } from './readiness.ts';
-
-export interface Liveness {
-  /** True once shutdown started: the instance wants no new traffic. */
-  readonly draining: boolean;
-}
 
 /** Who this process is. Only `instanceId` and `version` are public; the rest is for the ops port. */
 export interface InstanceInfo {
@@ -23,7 +18,7 @@ export interface InstanceInfo {
  * (/api/instance). Container host names, dependency names, latencies and errors stay on the ops
  * port (ops/ops-server.ts) and in the log.
  */
-export function healthRoutes(deps: { checks: readonly DependencyCheck[]; liveness: Liveness; instance: InstanceInfo; logger: Logger }): Router {
+export function healthRoutes(deps: { checks: readonly DependencyCheck[]; drainState: Readonly<DrainState>; instance: InstanceInfo; logger: Logger }): Router {
   const router = Router();
 
   // Liveness: the process answers. Dependencies are not checked here, or a Redis outage would
@@ -39,7 +34,7 @@ export function healthRoutes(deps: { checks: readonly DependencyCheck[]; livenes
     .route('/readyz')
     .get(async (_req, res) => {
       const { ok } = await readiness(deps.checks, deps.logger);
-      if (!ok || deps.liveness.draining) throw notReady();
+      if (!ok || deps.drainState.draining) throw notReady();
       res.set('Cache-Control', 'no-store').json({ status: 'ready' });
     })
     .all(allowOnly('GET'));

@@ -1,13 +1,15 @@
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { chunkExtensionsTooLarge, errorBody, headersTooLarge, requestTimeout, unparsableRequest, type HttpError } from '@inflow/shared';
 
 // What Node's own handler answers (lib/_http_server.js), with a body in the API's error shape:
-// Node's default is an empty 400, which nginx passes on as it is. [status, reason, code, message]
-const STATUS: Readonly<Record<string, [number, string, string, string]>> = {
+// Node's default is an empty 400, which nginx passes on as it is.
+const ERRORS: Readonly<Record<string, () => HttpError>> = {
   // Over Node's 16 KiB of headers (nginx refuses 8 KiB already, with its own answer).
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers are too large'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'payload_too_large', 'the chunk extensions are too large'],
+  HPE_HEADER_OVERFLOW: headersTooLarge,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: chunkExtensionsTooLarge,
   // headersTimeout or requestTimeout (http/server.ts, HTTP_TIMEOUTS) passed.
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive'],
+  ERR_HTTP_REQUEST_TIMEOUT: requestTimeout,
 };
 
 /**
@@ -23,10 +25,10 @@ export function clientErrorHandler(instanceId: string) {
       socket.destroy();
       return;
     }
-    const [status, reason, code, message] = STATUS[error.code ?? ''] ?? [400, 'Bad Request', 'bad_request', 'the request could not be parsed as HTTP'];
-    const body = JSON.stringify({ error: { code, message } });
+    const answer = (ERRORS[error.code ?? ''] ?? unparsableRequest)();
+    const body = JSON.stringify(errorBody(answer));
     socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\n` +
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n` +
         'Content-Type: application/json; charset=utf-8\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         `X-Instance-Id: ${instanceId}\r\n` +

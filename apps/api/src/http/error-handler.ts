@@ -1,5 +1,17 @@
+import {
+  badPathEncoding,
+  errorBody,
+  HttpError,
+  incompleteBody,
+  internalError,
+  invalidJson,
+  notFound,
+  payloadTooLarge,
+  undecodableBody,
+  unsupportedCharset,
+  unsupportedEncoding,
+} from '@inflow/shared';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { HttpError, internalError, invalidJson, notFound, payloadTooLarge, unsupportedCharset, unsupportedEncoding } from './errors.ts';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -25,7 +37,7 @@ function fromBodyParser(error: BodyParserError): HttpError | undefined {
       return unsupportedCharset();
     case 'request.aborted':
     case 'request.size.invalid':
-      return new HttpError(400, 'bad_request', 'the request body was incomplete', { field: 'body' });
+      return incompleteBody();
     default:
       return undefined;
   }
@@ -50,6 +62,15 @@ function isBadPathEncoding(error: unknown): boolean {
   return error instanceof URIError && (error as { status?: unknown }).status === 400;
 }
 
+/** The catalogue's error for what a handler threw, or undefined when it is not a known one. */
+function knownError(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error;
+  if (isBodyParserError(error)) return fromBodyParser(error);
+  if (isBadPathEncoding(error)) return badPathEncoding();
+  if (isUndecodableBody(error)) return undecodableBody();
+  return undefined;
+}
+
 export const unknownRoute: RequestHandler = (req) => {
   throw notFound(`no route for ${req.method} ${req.path}`);
 };
@@ -60,17 +81,7 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next
     next(error);
     return;
   }
-  const known =
-    error instanceof HttpError
-      ? error
-      : isBodyParserError(error)
-        ? fromBodyParser(error)
-        : isBadPathEncoding(error)
-          ? new HttpError(400, 'bad_request', 'the URL path is not valid percent-encoding', { field: 'path' })
-          : isUndecodableBody(error)
-            ? new HttpError(400, 'bad_request', 'the body does not match its Content-Encoding', { field: 'Content-Encoding' })
-            : undefined;
-  const httpError = known ?? internalError();
+  const httpError = knownError(error) ?? internalError();
 
   if (httpError.status >= 500) {
     // Details go to the log only; the client sees the catalogue message.
@@ -79,12 +90,5 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next
   // pino-http reads this to log the error with the request line.
   res.err = httpError.status >= 500 ? (error as Error) : undefined;
 
-  res.status(httpError.status).set(httpError.headers);
-  res.json({
-    error: {
-      code: httpError.code,
-      message: httpError.message,
-      ...(httpError.field === undefined ? {} : { field: httpError.field }),
-    },
-  });
+  res.status(httpError.status).set(httpError.headers).json(errorBody(httpError));
 };

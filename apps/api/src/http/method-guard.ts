@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { methodNotAllowed } from './errors.ts';
+import { methodNotAllowed } from '@inflow/shared';
 
 /** The last handler of a route: any method not handled above it gets 405 with an Allow header. */
 export const allowOnly =

@@ -2,7 +2,6 @@ import type { Registry } from '@inflow/shared';
 import type { RequestHandler, Router } from 'express';
 import { Router as createRouter } from 'express';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { EntryQueue } from '../entries/entries.queue.ts';
 import { allowOnly } from './method-guard.ts';
 
 /** Counts and times every request by route pattern (not raw path: ids would explode the series). */
@@ -30,28 +29,6 @@ export function httpMetrics(registry: Registry): RequestHandler {
     });
     next();
   };
-}
-
-/** Queue depth by state, read from Redis when Prometheus scrapes. */
-export function registerQueueGauges(registry: Registry, queue: EntryQueue): void {
-  new Gauge({
-    name: 'inflow_queue_jobs',
-    help: 'Jobs in the entries queue, by state',
-    labelNames: ['state'] as const,
-    registers: [registry],
-    async collect() {
-      const counts: Record<string, number> = { ...(await queue.counts()) };
-      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
-    },
-  });
-  new Gauge({
-    name: 'inflow_queue_oldest_waiting_age_seconds',
-    help: 'How long the oldest job still waiting in the entries queue has waited (0 when none waits)',
-    registers: [registry],
-    async collect() {
-      this.set(await queue.oldestWaitingAgeSeconds());
-    },
-  });
 }
 
 /** 1 while this replica is ready (every dependency answers and it is not draining), else 0; read at scrape time. */

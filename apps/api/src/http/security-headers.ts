@@ -5,7 +5,7 @@ import type { RequestHandler } from 'express';
  * can be strict. JSON responses get the same headers: harmless there, and one rule is easier to
  * check than two.
  */
-export const CONTENT_SECURITY_POLICY = [
+const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",

@@ -27,9 +27,9 @@ const DRAIN_IDLE_MS = 2_000;
  *   requests. Its default, 30 s, would let a 10 s deadline run to 40 s.
  * - `keepAliveMs` (server.keepAliveTimeout), 65 s: nginx keeps idle upstream connections for
  *   60 s (keepalive_timeout in nginx.conf); Node must keep them longer, or nginx reuses a socket
- *   Node just closed and answers 502 (https://github.com/nodejs/node/issues/27363). Since
- *   Node 18 the header deadline starts with a request's first byte, not with the idle
- *   connection, so it no longer needs to exceed this.
+ *   Node just closed and answers 502 (https://github.com/nodejs/node/issues/27363). The
+ *   header deadline starts with a request's first byte, not with the idle connection, so it
+ *   need not exceed this.
  *
  * A request that misses a deadline is answered 408 request_timeout (http/client-error.ts).
  */
@@ -47,6 +47,14 @@ export const HTTP_TIMEOUTS: HttpTimeouts = Object.freeze({
   keepAliveMs: 65_000,
 });
 
+/**
+ * Whether this instance drains: set once by drain() below, read by the app, which then fails
+ * /readyz (public and ops) and answers "Connection: close", and by the event streams' route.
+ */
+export interface DrainState {
+  draining: boolean;
+}
+
 export interface HttpServer {
   server: Server;
   /**
@@ -59,20 +67,19 @@ export interface HttpServer {
 
 /**
  * Listens with the timeouts nginx's upstream keep-alive needs, and knows how to drain.
- * `liveness.draining` is shared with the app, which answers "Connection: close" and fails
- * /healthz while it is set.
+ * `drainState` is shared with the app (see DrainState).
  */
 export async function startHttpServer(options: {
   app: RequestListener;
   port: number;
   instanceId: string;
-  liveness: { draining: boolean };
+  drainState: DrainState;
   /** Called when the drain starts, for responses that never end by themselves (event streams). */
   onDrain: () => void;
   /** HTTP_TIMEOUTS unless given (tests use shorter ones). */
   timeouts?: HttpTimeouts;
 }): Promise<HttpServer> {
-  const { liveness } = options;
+  const { drainState } = options;
   const timeouts = options.timeouts ?? HTTP_TIMEOUTS;
   // As options, not properties: createServer checks that headersTimeout <= requestTimeout, and
   // connectionsCheckingInterval can only be given here.
@@ -94,7 +101,7 @@ export async function startHttpServer(options: {
   // after its response, for keepAliveTimeout, and hold the shutdown past its deadline.
   const unsent = new Set<ServerResponse>();
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (liveness.draining) res.shouldKeepAlive = false;
+    if (drainState.draining) res.shouldKeepAlive = false;
     unsent.add(res);
     // 'close', not 'finish': an event stream the client left never finishes.
     res.once('close', () => unsent.delete(res));
@@ -102,7 +109,7 @@ export async function startHttpServer(options: {
 
   const drain = () =>
     new Promise<void>((resolve, reject) => {
-      liveness.draining = true;
+      drainState.draining = true;
       // Requests in flight answer with "Connection: close", so their connections end with them.
       for (const res of unsent) if (!res.headersSent) res.shouldKeepAlive = false;
       // Stop listening: a new connection is refused, and nginx tries the next replica (safe for a

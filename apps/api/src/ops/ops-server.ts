@@ -1,25 +1,36 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { describeCheckFailure, type DatabaseHandle, type Logger, type Registry } from '@inflow/shared';
+import {
+  dependencyUnavailable,
+  describeCheckFailure,
+  errorBody,
+  shuttingDown,
+  type DependencyCheck,
+  type HttpError,
+  type Logger,
+  type Registry,
+} from '@inflow/shared';
 import express, { Router, type Express } from 'express';
-import type { Redis } from 'ioredis';
 import type { EntryQueue } from '../entries/entries.queue.ts';
-import type { InstanceInfo, Liveness } from '../health/health.routes.ts';
-import { dependencyChecks, readiness } from '../health/readiness.ts';
+import { registerQueueGauges } from '../entries/queue-metrics.ts';
+import type { InstanceInfo } from '../health/health.routes.ts';
+import { readiness } from '../health/readiness.ts';
 import { clientErrorHandler } from '../http/client-error.ts';
 import { errorHandler, unknownRoute } from '../http/error-handler.ts';
-import { metricsRoute, registerQueueGauges, registerReadyGauge } from '../http/metrics.ts';
+import { metricsRoute, registerReadyGauge } from '../http/metrics.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import { requestLogger } from '../http/request-logger.ts';
+import type { DrainState } from '../http/server.ts';
 
 /** What the ops server reads: a part of the app's dependencies (app.ts), the same objects. */
 export interface OpsDependencies {
   instance: InstanceInfo;
   logger: Logger;
+  /** For the queue gauges on /metrics. */
   queue: EntryQueue;
-  redis: Redis;
-  database: DatabaseHandle;
-  liveness: Liveness;
+  /** What readiness checks (health/readiness.ts, dependencyChecks). */
+  checks: readonly DependencyCheck[];
+  drainState: Readonly<DrainState>;
   metrics: Registry;
 }
 
@@ -45,8 +56,8 @@ export function createOpsApp(deps: OpsDependencies): Express {
   app.use(requestLogger(logger));
   registerQueueGauges(deps.metrics, deps.queue);
 
-  const checks = dependencyChecks(deps);
-  registerReadyGauge(deps.metrics, async () => !deps.liveness.draining && (await readiness(checks, logger)).ok);
+  const { checks } = deps;
+  registerReadyGauge(deps.metrics, async () => !deps.drainState.draining && (await readiness(checks, logger)).ok);
   const router = Router();
   router
     .route('/healthz')
@@ -64,13 +75,12 @@ export function createOpsApp(deps: OpsDependencies): Express {
           check.ok ? check : { ok: false, ms: check.ms, reason: describeCheckFailure(result.errors[name]) },
         ]),
       );
-      if (deps.liveness.draining) {
-        res.status(503).json({ error: { code: 'shutting_down', message: 'this instance is shutting down' }, checks: views });
-      } else if (!result.ok) {
-        res.status(503).json({
-          error: { code: 'dependency_unavailable', message: `not ready: ${result.failed.join(' and ')} unavailable` },
-          checks: views,
-        });
+      // Not thrown to the error middleware: these 503s carry the checks next to the error.
+      let failure: HttpError | undefined;
+      if (deps.drainState.draining) failure = shuttingDown();
+      else if (!result.ok) failure = dependencyUnavailable(result.failed);
+      if (failure !== undefined) {
+        res.status(failure.status).json({ ...errorBody(failure), checks: views });
       } else {
         res.json({ status: 'ready', instanceId: deps.instance.instanceId, checks: views });
       }

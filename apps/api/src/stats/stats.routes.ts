@@ -1,7 +1,6 @@
-import { withTimeout } from '@inflow/shared';
+import { queueCountsUnavailable, withTimeout } from '@inflow/shared';
 import { Router } from 'express';
 import type { EntryQueue } from '../entries/entries.queue.ts';
-import { serviceUnavailable } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 
 /** GET /api/stats: the queue backlog, so a person can watch it grow while the worker is down. */
@@ -14,7 +13,7 @@ export function statsRoutes(queue: EntryQueue): Router {
       try {
         counts = await withTimeout(queue.counts(), 2_000, 'Redis did not answer');
       } catch (error) {
-        throw serviceUnavailable('queue_unavailable', 'the queue is unavailable right now', error);
+        throw queueCountsUnavailable(error);
       }
       res.set('Cache-Control', 'no-store').json({ queue: counts });
     })
