@@ -5,3 +5,4 @@ export * from './processes.ts';
 export * from './services.ts';
 export * from './stack.ts';
 export * from './wait.ts';
+export * from './worker-logs.ts';
