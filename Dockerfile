@@ -55,16 +55,16 @@ FROM runtime AS worker
 ENV HEALTH_PORT=8081
 EXPOSE 8081
 # Exec form: SIGTERM goes straight to node (no shell in between), so the graceful shutdown runs.
-# The heap flags: see the api stage (the worker's live heap is its jobs in flight, a few MiB).
+# The heap flags: see the api stage (the worker's live heap is its jobs in flight, smaller still).
 CMD ["node", "--max-semi-space-size=8", "--max-old-space-size=128", "apps/worker/dist/main.js"]
 
 # api: the HTTP API on PORT. Last stage, so it is what a plain `docker build` produces.
 FROM runtime AS api
 ENV PORT=8080
 EXPOSE 8080
-# V8 sizes its heap from the memory it sees: on a host with 24 GiB and no container limit, young
-# semi-spaces of 64 MiB and an old generation allowed 4 GiB, so the process keeps hundreds of MiB
-# of garbage. The API's live heap is about 30 MiB; 8 MiB semi-spaces and a 128 MiB old generation
-# (a full collection comes sooner, nothing live is near it) hold the container's memory at about
-# 75 MiB under load instead of 100 to 160, at the same throughput (npm run bench; README).
+# V8 sizes its heap from the memory it sees: on a large host with no container limit it allows
+# large young semi-spaces and an old generation of gigabytes, and the process keeps hundreds of
+# MiB of garbage. The API's live heap is a few tens of MiB: small semi-spaces and a 128 MiB old
+# generation (a full collection comes sooner, nothing live is near it) keep the container small
+# at the same throughput. https://nodejs.org/api/cli.html#--max-semi-space-sizesize-in-mib
 CMD ["node", "--max-semi-space-size=8", "--max-old-space-size=128", "apps/api/dist/main.js"]

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import t from 'tap';
-import { mapLimit, postEntry, startStack, unfinishedJobs, waitFor } from '@inflow/test-support';
+import { mapLimit, persistedEntry, postEntry, startStack, unfinishedJobs, waitFor } from '@inflow/test-support';
 
 t.setTimeout(180_000);
 
@@ -107,7 +107,7 @@ t.test('SIGKILL the worker mid-stream: exactly one row per accepted entry', asyn
   if (second === undefined) throw new Error('no second worker');
   const marker = await postEntry(api.url, { author: 'marker', message: 'after the stream' });
   t.equal(marker.status, 202);
-  await second.waitForLog((line) => line['entryId'] === marker.body.id && line.msg === 'entry persisted', 30_000);
+  await second.waitForLog((line) => persistedEntry(line, marker.body.id) !== undefined, 30_000);
   const all = await stack.rows();
   const final = all.filter((row) => row.author === 'stream');
   t.equal(final.length, total, `exactly ${total} rows`);

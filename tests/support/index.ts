@@ -7,3 +7,4 @@ export * from './services.ts';
 export * from './stack.ts';
 export * from './stack-data.ts';
 export * from './wait.ts';
+export * from './worker-logs.ts';

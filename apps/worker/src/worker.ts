@@ -5,6 +5,7 @@ import { DatabaseGate } from './entries/database-gate.ts';
 import { EntriesRepository } from './entries/entries.repository.ts';
 import { EntryBatcher } from './entries/entry-batcher.ts';
 import { createEntryProcessor } from './entries/entries.consumer.ts';
+import { logPersisted } from './entries/persisted-log.ts';
 import type { WorkerMetrics } from './metrics.ts';
 
 /**
@@ -49,10 +50,12 @@ export function createEntryWorker(options: EntryWorkerOptions): EntryWorker {
   // At low load each entry is written at once; at high load the jobs that arrive while an INSERT
   // commits share the next one (entry-batcher.ts).
   const { metrics } = options;
+  const consumerLog = options.logger.child({ module: 'consumer' });
   const insertMany = async (rows: Parameters<typeof repository.insertMany>[0]) => {
     const startedAt = performance.now();
     const inserted = await repository.insertMany(rows);
     metrics.batchWritten(rows.length, (performance.now() - startedAt) / 1000);
+    logPersisted(consumerLog, options.instanceId, rows, inserted);
     return inserted;
   };
   const batcher = new EntryBatcher(insertMany, { maxBatch: 100, maxConcurrentWrites: 2 });
@@ -72,7 +75,7 @@ export function createEntryWorker(options: EntryWorkerOptions): EntryWorker {
       pauseMs: DATABASE_WAIT_MS,
       metrics,
       instanceId: options.instanceId,
-      logger: options.logger.child({ module: 'consumer' }),
+      logger: consumerLog,
     }),
     {
       connection: options.redis,

@@ -63,11 +63,8 @@ export function createEntryProcessor(deps: {
       }
     }
     if (outcome.inserted) {
+      // Its log line is the batch's, written when the INSERT committed (persisted-log.ts).
       deps.metrics.persisted(outcome.queueLatencyMs);
-      deps.logger.info(
-        { entryId: entry.id, acceptedBy: entry.acceptedBy, persistedBy: deps.instanceId, queueLatencyMs: outcome.queueLatencyMs, attempt: job.attemptsMade + 1 },
-        'entry persisted',
-      );
     } else {
       // At-least-once delivery: the job ran before (e.g. its worker died before acknowledging).
       deps.metrics.duplicate();

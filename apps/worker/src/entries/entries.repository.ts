@@ -1,5 +1,5 @@
 import type { Database, NewEntryRow } from '@inflow/shared';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 export interface InsertedEntry {
   id: string;
@@ -18,16 +18,25 @@ export class EntriesRepository {
   /**
    * Inserts the rows in one statement. A row whose id exists already (a redelivered job) is
    * skipped, not an error, and is absent from the result.
+   *
+   * One array parameter per column, unnested into rows by PostgreSQL, instead of a VALUES list
+   * with one parameter per value: the statement has the same six parameters whatever the batch
+   * size, so neither the query builder nor the driver does work per value.
+   * https://www.postgresql.org/docs/current/functions-array.html (unnest with several arrays)
    */
   async insertMany(rows: readonly NewEntryRow[]): Promise<InsertedEntry[]> {
     if (rows.length === 0) return [];
-    const inserted = await this.#db
-      .insertInto('entries')
-      .values([...rows])
-      .onConflict((oc) => oc.column('id').doNothing())
-      .returning(['id', 'created_at', 'persisted_at'])
-      .execute();
-    return inserted.map((row) => ({
+    const column = <K extends keyof NewEntryRow>(name: K) => rows.map((row) => row[name]);
+    const inserted = await sql<{ id: string; created_at: Date; persisted_at: Date }>`
+      INSERT INTO entries (id, author, message, accepted_by, persisted_by, created_at)
+      SELECT * FROM unnest(
+        ${column('id')}::uuid[], ${column('author')}::text[], ${column('message')}::text[],
+        ${column('accepted_by')}::text[], ${column('persisted_by')}::text[], ${column('created_at')}::timestamptz[]
+      )
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, created_at, persisted_at
+    `.execute(this.#db);
+    return inserted.rows.map((row) => ({
       id: row.id,
       queueLatencyMs: row.persisted_at.getTime() - row.created_at.getTime(),
     }));

@@ -25,9 +25,9 @@ interface Pending {
  * Group commit, without a timer: a row is written at once when fewer than maxConcurrentWrites
  * INSERTs are in flight; otherwise it waits for the next one to finish and goes with every row
  * that arrived meanwhile. An idle worker writes each entry immediately; a busy one writes
- * batches as large as the database's commit time lets them grow. (A fixed wait for company made
- * every job of a batch wait for the slowest, and the worker's jobs stepped in lockstep between
- * Redis and PostgreSQL: 0.33 of the do-nothing worker's pace, measured by npm run bench.)
+ * batches as large as the database's commit time lets them grow. No fixed wait for company: it
+ * makes every job of a batch wait for the slowest, and the worker's jobs then step in lockstep
+ * between Redis and PostgreSQL, each side idle while the other works.
  */
 export class EntryBatcher {
   readonly #insertMany: (rows: readonly NewEntryRow[]) => Promise<InsertedEntry[]>;
