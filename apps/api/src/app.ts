@@ -8,9 +8,9 @@ import { errorHandler, unknownRoute } from './http/error-handler.ts';
 import { httpMetrics } from './http/metrics.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security-headers.ts';
-import { statsRoutes } from './stats/stats.routes.ts';
 import type { OpsDependencies } from './ops/ops-server.ts';
 import { pageRoutes } from './page/page.routes.ts';
+import { statsRoutes } from './stats/stats.routes.ts';
 
 /** The ops server's dependencies (the same objects), and what only the public app needs. */
 export interface AppDependencies extends OpsDependencies {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { notFound } from '@inflow/shared';
 import express, { Router } from 'express';
-import { notFound } from '../http/errors.ts';
 import { allowOnly } from '../http/method-guard.ts';
 
 const escapeHtml = (text: string): string =>
