@@ -143,11 +143,17 @@ export async function measureCeilings(plan: Plan, stack: LoadTarget): Promise<Ce
   return { nginxAlone, proxyToBareNode, database };
 }
 
-/** POST /api/entries through one design's nginx at each concurrency, for a fixed time each. */
-export async function measureAccept(design: Design, target: LoadTarget, plan: Plan, runId: string, sampler: ResourceSampler): Promise<AcceptRun[]> {
-  const runs: AcceptRun[] = [];
+/**
+ * POST /api/entries through each design's nginx at each concurrency, for a fixed time each, the
+ * two designs in turn at every concurrency, so that a machine busier at one moment than another
+ * weighs on both alike.
+ */
+export async function measureAccept(targets: Record<Design, LoadTarget>, plan: Plan, runId: string, sampler: ResourceSampler): Promise<Record<Design, AcceptRun[]>> {
+  const runs: Record<Design, AcceptRun[]> = { queued: [], sync: [] };
   for (const connections of plan.concurrencies) {
-    runs.push(await acceptRun(design, target, `bench-${runId}-${design}-c${connections}`, connections, plan.seconds, sampler));
+    for (const design of ['queued', 'sync'] as const) {
+      runs[design].push(await acceptRun(design, targets[design], `bench-${runId}-${design}-c${connections}`, connections, plan.seconds, sampler));
+    }
   }
   return runs;
 }

@@ -101,10 +101,10 @@ export function verdicts(results: Results): Verdict[] {
       correctness: true,
     },
     {
-      name: 'load generator ≤ 10 % of the machine at the highest load',
-      figure: `${busiestShare} % at ${busiest.name} (${busiest.load.requestsPerSecond} req/s); ${entryShare} % at the busiest entry load (${heaviestEntryLoad.design} c=${heaviestEntryLoad.connections})`,
-      met: busiestShare <= 10 && entryShare <= 10,
-      why: 'wrk, C and LuaJIT; the entry loads also parse each 202 for its id',
+      name: "load generator ≤ 10 % of the machine at the stack's highest load",
+      figure: `${entryShare} % at ${heaviestEntryLoad.design} c=${heaviestEntryLoad.connections} (${heaviestEntryLoad.requestsPerSecond} req/s); ceilings: ${busiestShare} % at ${busiest.name} (${busiest.load.requestsPerSecond} req/s)`,
+      met: entryShare <= 10,
+      why: "wrk is C and LuaJIT; the entry loads also parse each 202 for its id. A ceiling's load is far higher, and so is wrk's share there (its table)",
       correctness: false,
     },
     {

@@ -96,22 +96,22 @@ async function main(): Promise<number> {
     const run = <T>(name: string, line: string, measure: () => Promise<T>) => step(name, line, measure, sampler, steps);
     const concurrencies = plan.concurrencies.join(', ');
     const ceilings = await run('ceilings', 'ceilings: nginx alone, nginx → bare node:http, PostgreSQL', () => measureCeilings(plan, stack));
-    const queued = await run('queued', `queued: POST /api/entries at ${concurrencies} connections`, () => measureAccept('queued', stack, plan, runId, sampler));
-    const queuedOutage = await run('queuedOutage', `queued: PostgreSQL stopped for ${plan.outageSeconds} s under load`, () => measureOutage('queued', stack, plan, runId, sampler));
-    const reads = await run('reads', 'reads: GET /api/entries?limit=50', () => measureReads(plan, stack));
-    const drain = await run('drain', 'drain: a backlog queued while the worker is stopped, then the do-nothing worker', () => measureDrain(plan, stack, runId));
-    const highest = Math.max(...queued.map((load) => load.requestsPerSecond));
-    const paced = await run('paced', `paced: POSTs at ${Math.round(highest / 2)}/s, half the highest accepted/s`, () => measurePaced(plan, stack, runId, Math.round(highest / 2)));
     say('synchronous peer: starting three replicas and their nginx');
     const peer = await startSyncPeer();
     for (const [service, id] of Object.entries(peer.containers)) sampler.track(service, id);
-    const sync = await run('sync', `synchronous: POST /api/entries at ${concurrencies} connections`, () => measureAccept('sync', peer.target, plan, runId, sampler));
+    const targets = { queued: stack, sync: peer.target };
+    const accept = await run('accept', `queued and synchronous: POST /api/entries at ${concurrencies} connections`, () => measureAccept(targets, plan, runId, sampler));
+    const queuedOutage = await run('queuedOutage', `queued: PostgreSQL stopped for ${plan.outageSeconds} s under load`, () => measureOutage('queued', stack, plan, runId, sampler));
     const syncOutage = await run('syncOutage', `synchronous: PostgreSQL stopped for ${plan.outageSeconds} s under load`, () => measureOutage('sync', peer.target, plan, runId, sampler));
     await removeSyncPeer(peer);
+    const reads = await run('reads', 'reads: GET /api/entries?limit=50', () => measureReads(plan, stack));
+    const drain = await run('drain', 'drain: a backlog queued while the worker is stopped, then the do-nothing worker', () => measureDrain(plan, stack, runId));
+    const half = Math.round(Math.max(...accept.queued.map((load) => load.requestsPerSecond)) / 2);
+    const paced = await run('paced', `paced: POSTs at ${half}/s, half the highest accepted/s`, () => measurePaced(plan, stack, runId, half));
     results = {
       cores: cpus().length,
       ceilings,
-      accept: { queued, sync },
+      accept,
       outage: { queued: queuedOutage, sync: syncOutage },
       reads,
       drain,
