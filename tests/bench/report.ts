@@ -213,6 +213,8 @@ export function markdown(results: Results, goals: readonly Verdict[], meta: Reco
     loadRow('ceiling: nginx alone (GET /nginx-health)', ceilings.nginxAlone),
     loadRow('ceiling: nginx → 3 bare node:http (POST, same script)', ceilings.proxyToBareNode),
     loadRow('GET /api/entries?limit=50', results.reads),
+    // The queued design's accepting alone: its worker's share of the 2 cores deferred.
+    loadRow('POST /api/entries, the worker stopped (the drain\'s backlog)', drain.submit),
     '',
     '## Queue and database',
     '',

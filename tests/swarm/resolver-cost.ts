@@ -194,7 +194,7 @@ try {
       lines.push(`| ${cells.join(' | ')} |`);
     }
   }
-  lines.push('', `Medians of ${rounds} rounds, ${seconds} s and ${connections} connections each (autocannon, one thread, on the same machine).`);
+  lines.push('', `Medians of ${rounds} rounds, ${seconds} s and ${connections} connections each (wrk from the host, through each variant's published port).`);
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   await tearDown();
