@@ -5,15 +5,17 @@
  *   worker's own environment (the queue and database ceilings);
  * - the proxy ceiling: three bare node:http servers named web1, web2 and web3 on a network of
  *   their own, behind an nginx running the project's nginx.conf without its capacity bounds
- *   (limit_conn), on loopback;
- * - a one-replica nginx: the project's nginx.conf with web2 and web3 taken out of the upstream,
- *   on the stack's edge network, published on loopback (the scaling comparison).
+ *   (limit_conn);
+ * - the synchronous peer: three replicas of probes/sync-api.ts named web1, web2 and web3 on a
+ *   network of their own (and on the stack's backend network, for PostgreSQL and Redis), behind
+ *   an nginx running the project's nginx.conf as it is.
+ * Their nginx publishes no port: the loads run in its network namespace (load.ts).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerId, PROJECT, REPO_ROOT, waitFor } from '@inflow/test-support';
-import { docker } from '@inflow/test-support';
+import { containerId, docker, PROJECT, REPO_ROOT, waitFor } from '@inflow/test-support';
+import type { LoadTarget } from './load.ts';
 
 const LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');
@@ -36,11 +38,19 @@ function nginxEdgeArgs(): string[] {
 interface Inspected {
   Config: { Image: string; Env: string[] };
   NetworkSettings: { Networks: Record<string, unknown> };
+  State: { Pid: number };
 }
 
-async function inspect(service: string): Promise<Inspected> {
-  const [info] = JSON.parse(await docker(['inspect', containerId(service)])) as [Inspected];
+async function inspectContainer(id: string): Promise<Inspected> {
+  const [info] = JSON.parse(await docker(['inspect', id])) as [Inspected];
   return info;
+}
+
+const inspect = (service: string): Promise<Inspected> => inspectContainer(containerId(service));
+
+/** The stack's nginx as a load target. */
+export async function stackTarget(): Promise<LoadTarget> {
+  return { pid: (await inspect('nginx')).State.Pid };
 }
 
 /** The network of an inspected container whose name ends with `suffix` (compose prefixes the project name). */
@@ -71,26 +81,27 @@ async function runDetached(args: readonly string[]): Promise<string> {
   return (await docker(['run', '-d', '--label', LABEL, ...args])).trim();
 }
 
-/** Waits until `url` answers 200, or throws. */
-async function waitAnswering(url: string): Promise<void> {
-  await waitFor(async () => (await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined))?.status === 200, {
-    timeoutMs: 60_000,
-    what: `${url} to answer 200`,
-    intervalMs: 250,
-  });
+/**
+ * Starts an nginx with `conf` on `network` and waits until a replica answers through it
+ * (GET /api/instance, with the image's curl).
+ */
+async function startNginx(network: string, conf: string): Promise<{ id: string; target: LoadTarget }> {
+  const nginx = await inspect('nginx');
+  const id = await runDetached(['--network', network, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
+  await waitFor(
+    async () => (await docker(['exec', id, 'curl', '-fsS', '-o', '/dev/null', 'http://127.0.0.1/api/instance']).then(() => true, () => false)),
+    { timeoutMs: 60_000, what: `the nginx of ${network} to answer 200`, intervalMs: 500 },
+  );
+  return { id, target: { pid: (await inspectContainer(id)).State.Pid } };
 }
 
 /**
- * The project's nginx.conf, changed only as asked, written to a temporary file: `oneReplica`
- * leaves web1 alone in the upstream; `noRateLimit` drops the limit_conn lines (the limit_req line
+ * The project's nginx.conf, changed only as asked, written to a temporary file: `noRateLimit`
+ * drops the limit_conn lines (the limit_req line
  * is in a rendered include, its rate raised by nginxEdgeArgs).
  */
-function nginxConf(change: { oneReplica?: boolean; noRateLimit?: boolean }): string {
+function nginxConf(change: { noRateLimit?: boolean }): string {
   let conf = readFileSync(NGINX_CONF, 'utf8');
-  if (change.oneReplica === true) {
-    conf = conf.replace(/^\s*server web[23]:8080[^\n]*\n/gm, '');
-    if (/server web[23]:/.test(conf) || !/server web1:8080/.test(conf)) throw new Error('nginx.conf: could not reduce the upstream to web1');
-  }
   if (change.noRateLimit === true) {
     conf = conf.replace(/^\s*limit_(req|conn)(_status)? [^\n]*\n/gm, '');
     if (/^\s*limit_(req|conn) /m.test(conf)) throw new Error('nginx.conf: could not remove the rate limit');
@@ -101,8 +112,8 @@ function nginxConf(change: { oneReplica?: boolean; noRateLimit?: boolean }): str
 }
 
 /** The proxy ceiling: nginx (the project's nginx.conf, no capacity bounds, the rate limit raised) in front of three bare node:http servers. */
-export async function startProxyCeiling(port: number): Promise<string> {
-  const [worker, nginx] = await Promise.all([inspect('worker'), inspect('nginx')]);
+export async function startProxyCeiling(): Promise<LoadTarget> {
+  const worker = await inspect('worker');
   const network = `${PROJECT}-bench-ceiling`;
   await docker(['network', 'create', '--label', LABEL, network]);
   for (const name of ['web1', 'web2', 'web3']) {
@@ -112,21 +123,44 @@ export async function startProxyCeiling(port: number): Promise<string> {
       worker.Config.Image, 'node', 'bench/bare-server.ts',
     ]);
   }
-  const conf = nginxConf({ noRateLimit: true });
-  await runDetached(['--network', network, '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
-  const url = `http://127.0.0.1:${port}`;
-  await waitAnswering(`${url}/api/instance`);
-  return url;
+  return (await startNginx(network, nginxConf({ noRateLimit: true }))).target;
 }
 
-/** The stack's nginx configuration with one replica (web1) in the upstream, on the stack's network. */
-export async function startOneReplicaNginx(port: number): Promise<string> {
-  const nginx = await inspect('nginx');
-  const conf = nginxConf({ oneReplica: true });
-  await runDetached(['--network', networkOf(nginx, '_edge'), '-p', `127.0.0.1:${port}:80`, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
-  const url = `http://127.0.0.1:${port}`;
-  await waitAnswering(`${url}/api/instance`);
-  return url;
+/** The synchronous peer's containers: the load target, and every container id by a service name for the CPU figures. */
+export interface SyncPeer {
+  target: LoadTarget;
+  containers: Record<string, string>;
+}
+
+/**
+ * The synchronous peer: three replicas of probes/sync-api.ts with a replica's image, environment
+ * and hardening, behind an nginx with the project's nginx.conf as it is (as the stack's nginx).
+ */
+export async function startSyncPeer(): Promise<SyncPeer> {
+  const web = await inspect('web1');
+  const network = `${PROJECT}-bench-sync`;
+  await docker(['network', 'create', '--label', LABEL, network]);
+  const env = web.Config.Env.filter((variable) => !variable.startsWith('INSTANCE_ID='));
+  const containers: Record<string, string> = {};
+  for (const name of ['web1', 'web2', 'web3']) {
+    const id = await runDetached([
+      '--network', network, '--network-alias', name,
+      ...env.flatMap((variable) => ['-e', variable]), '-e', `INSTANCE_ID=sync-${name}`,
+      '-v', `${PROBES}:/app/bench:ro`, '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
+      web.Config.Image, 'node', '--max-semi-space-size=8', '--max-old-space-size=128', 'bench/sync-api.ts',
+    ]);
+    await docker(['network', 'connect', networkOf(web, '_backend'), id]);
+    containers[`sync-${name}`] = id;
+  }
+  const nginx = await startNginx(network, nginxConf({}));
+  containers['sync-nginx'] = nginx.id;
+  return { target: nginx.target, containers };
+}
+
+/** Removes the synchronous peer (its replicas hold PostgreSQL connections the later steps do not need). */
+export async function removeSyncPeer(peer: SyncPeer): Promise<void> {
+  await docker(['rm', '-f', ...Object.values(peer.containers)]);
+  await docker(['network', 'rm', `${PROJECT}-bench-sync`]);
 }
 
 /** Removes every container and network the benchmark started for this project. */

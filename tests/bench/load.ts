@@ -1,98 +1,147 @@
 /**
- * The benchmark's load: autocannon runs, each bounded (a duration or an amount of requests),
- * reduced to the figures the report shows. POST runs record the id of every 202 so that the run
- * can prove afterwards that each accepted entry was persisted exactly once.
+ * The benchmark's load: wrk runs (wrk/*.lua), each for a fixed time or until stopped, reduced to
+ * the figures the report shows. wrk runs on the host inside the network namespace of the nginx
+ * container under test (nsenter, as root), against nginx's own port 80: every load, the stack's
+ * and every ceiling's, takes the same path, and none goes through docker-proxy, whose userland
+ * copying would cost as much CPU as a replica and be measured as the stack's. POST runs record
+ * the id of every 202 so that the run can prove afterwards that each accepted entry was
+ * persisted exactly once.
  */
-import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '@inflow/test-support';
+import { machineCpuSeconds } from './resources.ts';
+
+const SCRIPTS = join(REPO_ROOT, 'tests', 'bench', 'wrk');
+// wrk's threads: one per core of this 2-core machine; a load of fewer connections gets fewer.
+const THREADS = 2;
+// /proc/<pid>/stat counts in clock ticks, 100 per second on Linux.
+const TICKS_PER_SECOND = 100;
+
+/**
+ * What to load: an nginx container, whose network namespace wrk joins (its main process id on
+ * the host, docker inspect .State.Pid), or a URL wrk reaches from the host as it is.
+ */
+export type LoadTarget = { pid: number } | { url: string };
 
 export interface LoadFigures {
   connections: number;
   requests: number;
   seconds: number;
   requestsPerSecond: number;
-  latencyMs: { p50: number; p99: number; max: number };
-  /** Requests by HTTP status ("202": 10234). */
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** Requests by HTTP status ("202": 10234); empty for plain loads (wrk parses no responses). */
   statuses: Record<string, number>;
-  /** Requests that got no HTTP answer: socket errors (timeouts included). */
-  socketErrors: number;
-  timeouts: number;
-  /** Everything that is neither the expected status nor answered at all, by kind. */
+  /** Everything that is not the expected answer, by kind: "HTTP 503", "timeout", "connect"… */
   errors: Record<string, number>;
+  /** CPU seconds wrk itself used (all its threads), from its /proc/self/stat. */
+  loadGeneratorCpuSeconds: number;
+  /** CPU seconds the whole machine was busy meanwhile (/proc/stat), wrk included. */
+  machineCpuSeconds: number;
 }
 
 export interface LoadOptions {
-  url: string;
   path: string;
   connections: number;
-  /** Seconds, or a number of requests when `amount` is set. */
-  durationSeconds?: number;
-  amount?: number;
-  /** The status every request should get. */
-  expect: number;
+  /** Seconds; a load given `stop` runs until it resolves instead. */
+  durationSeconds: number;
+  /** Ends the load early (wrk stops on SIGINT and still reports). */
+  stop?: Promise<unknown>;
+  /** A JSON body: POSTs it with every request instead of a GET. */
+  body?: string;
 }
 
 export interface PostLoadOptions extends LoadOptions {
   /** The author of every entry, so the run's rows can be found. */
   author: string;
+  /** Requests per second for the whole load, paced (wrk/entries.lua); as fast as answered without. */
+  rate?: number;
 }
 
-/** Runs one load and returns its figures. */
-export async function runLoad(options: LoadOptions, request: Partial<autocannon.Request> = {}): Promise<LoadFigures> {
-  const startedAt = performance.now();
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    ...(options.amount === undefined ? { duration: options.durationSeconds ?? 10 } : { amount: options.amount }),
-    timeout: 10,
-    requests: [{ method: 'GET', path: options.path, ...request }],
+interface WrkSummary {
+  requests: number;
+  durationUs: number;
+  statuses: Record<string, number>;
+  errors: { connect: number; read: number; write: number; timeout: number; status: number };
+  latencyUs: { p50: number; p90: number; p99: number; max: number };
+  cpuTicks: number;
+  machineCpuSeconds: number;
+}
+
+// wrk's CPU seconds over every load so far: run.ts sets it beside each measurement's total.
+let loadGeneratorTotal = 0;
+export const loadGeneratorCpuSeconds = (): number => loadGeneratorTotal;
+
+async function wrk(target: LoadTarget, script: string, options: LoadOptions, env: Record<string, string> = {}): Promise<WrkSummary> {
+  const threads = Math.min(THREADS, options.connections);
+  const args = ['-t', String(threads), '-c', String(options.connections)];
+  // A load that `stop` ends gets a duration it cannot reach first.
+  args.push('-d', `${options.stop === undefined ? options.durationSeconds : 3_600}s`, '--timeout', '10s', '--latency', '-s', join(SCRIPTS, script));
+  // In the target's network namespace (nsenter execs wrk: the child is wrk itself), or from the host.
+  const [command, commandArgs] =
+    'pid' in target
+      ? ['nsenter', ['-t', String(target.pid), '-n', '--', 'wrk', ...args, `http://127.0.0.1:80${options.path}`]]
+      : ['wrk', [...args, `${target.url}${options.path}`]];
+  const child = spawn(command, commandArgs, { env: { ...process.env, ...env, BENCH_THREADS: String(threads) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const machineBefore = machineCpuSeconds();
+  void options.stop?.then(() => child.kill('SIGINT'));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
   });
-  const seconds = (performance.now() - startedAt) / 1000;
-  const statuses: Record<string, number> = {};
-  for (const [status, { count }] of Object.entries(result.statusCodeStats ?? {})) statuses[status] = count ?? 0;
-  const answered = Object.values(statuses).reduce((sum, count) => sum + count, 0);
+  const line = /^wrk-summary (.*)$/m.exec(stdout)?.[1];
+  if (code !== 0 || line === undefined) throw new Error(`wrk ${options.path} failed (${code}):\n${stderr}\n${stdout}`);
+  const summary = JSON.parse(line) as Omit<WrkSummary, 'machineCpuSeconds'>;
+  loadGeneratorTotal += summary.cpuTicks / TICKS_PER_SECOND;
+  return { ...summary, machineCpuSeconds: round(machineCpuSeconds() - machineBefore, 2) };
+}
+
+function figures(summary: WrkSummary, connections: number, expect?: number): LoadFigures {
   const errors: Record<string, number> = {};
-  for (const [status, count] of Object.entries(statuses)) if (Number(status) !== options.expect) errors[`HTTP ${status}`] = count;
-  if (result.errors > 0) errors['socket error'] = result.errors;
-  if (result.timeouts > 0) errors['timeout'] = result.timeouts;
+  for (const [status, count] of Object.entries(summary.statuses)) if (Number(status) !== expect) errors[`HTTP ${status}`] = count;
+  // Without a response() callback wrk counts statuses above 399 only, as one figure.
+  if (Object.keys(summary.statuses).length === 0 && summary.errors.status > 0) errors['HTTP 4xx/5xx'] = summary.errors.status;
+  for (const kind of ['connect', 'read', 'write', 'timeout'] as const) if (summary.errors[kind] > 0) errors[kind] = summary.errors[kind];
+  const seconds = summary.durationUs / 1e6;
+  const ms = (us: number) => round(us / 1000, 1);
   return {
-    connections: options.connections,
-    requests: answered + result.errors,
+    connections,
+    requests: summary.requests,
     seconds: round(seconds, 2),
-    requestsPerSecond: round(answered / result.duration, 0),
-    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
-    statuses,
-    socketErrors: result.errors,
-    timeouts: result.timeouts,
+    requestsPerSecond: round(summary.requests / seconds, 0),
+    latencyMs: { p50: ms(summary.latencyUs.p50), p90: ms(summary.latencyUs.p90), p99: ms(summary.latencyUs.p99), max: ms(summary.latencyUs.max) },
+    statuses: summary.statuses,
     errors,
+    loadGeneratorCpuSeconds: summary.cpuTicks / TICKS_PER_SECOND,
+    machineCpuSeconds: summary.machineCpuSeconds,
   };
+}
+
+/** GETs `path` (or POSTs `body` to it), the cheapest load wrk generates (no response parsing). */
+export async function runLoad(target: LoadTarget, options: LoadOptions): Promise<LoadFigures> {
+  return figures(await wrk(target, 'plain.lua', options, options.body === undefined ? {} : { BENCH_BODY: options.body }), options.connections);
 }
 
 /**
  * POSTs entries of one author, a fresh message each, and returns the figures together with the
  * ids of the entries that got a 202.
  */
-export async function postEntries(options: PostLoadOptions): Promise<{ figures: LoadFigures; acceptedIds: string[] }> {
-  const acceptedIds: string[] = [];
-  let sequence = 0;
-  const figures = await runLoad(options, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    setupRequest: (request) => {
-      sequence += 1;
-      // A message of its own for every request: two rows with one message would be a duplicate.
-      return { ...request, body: JSON.stringify({ author: options.author, message: `benchmark entry ${sequence}` }) };
-    },
-    onResponse: (status, body) => {
-      if (status !== 202) return;
-      const id = ID_IN_BODY.exec(body)?.[1];
-      if (id !== undefined) acceptedIds.push(id);
-    },
-  });
-  return { figures, acceptedIds };
+export async function postEntries(target: LoadTarget, options: PostLoadOptions): Promise<{ figures: LoadFigures; acceptedIds: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'inflow-bench-ids-'));
+  try {
+    const env = { BENCH_AUTHOR: options.author, BENCH_IDS: join(dir, 'ids'), ...(options.rate === undefined ? {} : { BENCH_RATE: String(options.rate) }) };
+    const summary = await wrk(target, 'entries.lua', options, env);
+    const acceptedIds = readdirSync(dir).flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean));
+    return { figures: figures(summary, options.connections, 202), acceptedIds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
-
-// The 202 body is {"id":"…","status":"queued",…}; a regular expression is enough and cheaper
-// than JSON.parse in the process that generates the load.
-const ID_IN_BODY = /"id":"([0-9a-f-]{36})"/;
 
 export const round = (value: number, digits: number): number => Math.round(value * 10 ** digits) / 10 ** digits;

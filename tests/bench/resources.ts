@@ -28,7 +28,7 @@ export interface ServiceUsage {
   endRssMiB?: number;
 }
 
-const NODE_SERVICES = new Set(['web1', 'web2', 'web3', 'worker']);
+const isNodeService = (service: string): boolean => /(^|-)(web\d|worker)$/.test(service);
 const MIB = 1024 ** 2;
 
 interface CgroupFiles {
@@ -80,28 +80,26 @@ function nodeRssBytes(cgroup: CgroupFiles): number | undefined {
   return undefined;
 }
 
-/**
- * CPU seconds the whole machine has been busy since boot (/proc/stat: every state but idle and
- * iowait), and the share of it this process (the load generator) used.
- */
-export function machineCpuSeconds(): { machine: number; loadGenerator: number } {
+/** CPU seconds the whole machine has been busy since boot (/proc/stat: every state but idle and iowait). */
+export function machineCpuSeconds(): number {
   const fields = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').split(/\s+/).map(Number);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-  const usage = process.cpuUsage();
   // /proc/stat counts in USER_HZ, 100 per second on Linux.
-  return { machine: (user + nice + system + irq + softirq + steal) / 100, loadGenerator: (usage.user + usage.system) / 1e6 };
+  return (user + nice + system + irq + softirq + steal) / 100;
 }
 
 export interface ResourceSampler {
   /** CPU seconds each service has used since sampling began, read now. */
   cpuSeconds(): Record<string, number>;
+  /** Samples one more container from now on (the benchmark's own, e.g. the synchronous peer's). */
+  track(service: string, containerId: string): void;
   /** Stops sampling (may be called more than once) and returns the usage over the run. */
   stop(): Promise<Record<string, ServiceUsage>>;
 }
 
 /** Samples every service's cgroup until stopped. */
 export function sampleResources(intervalMs = 500): ResourceSampler {
-  const tracked = SERVICES.map((service) => ({ service, cgroup: cgroupOf(containerId(service)) }));
+  const tracked: { service: string; cgroup: CgroupFiles | undefined }[] = SERVICES.map((service) => ({ service, cgroup: cgroupOf(containerId(service)) }));
   const usage: Record<string, ServiceUsage> = {};
   // CPU time used since the start; a container restarted meanwhile (the drain measurement stops
   // the worker) starts its counter again from zero.
@@ -126,7 +124,7 @@ export function sampleResources(intervalMs = 500): ResourceSampler {
         entry.averageCpuPercent = Math.round(((used.get(service) ?? 0) / 1e6 / (now - startedAt)) * 100);
         entry.endMemoryMiB = Math.round(cgroup.anonBytes() / MIB);
         entry.peakMemoryMiB = Math.max(entry.peakMemoryMiB, entry.endMemoryMiB);
-        if (NODE_SERVICES.has(service)) {
+        if (isNodeService(service)) {
           const rss = nodeRssBytes(cgroup);
           if (rss !== undefined) {
             entry.endRssMiB = Math.round(rss / MIB);
@@ -157,6 +155,9 @@ export function sampleResources(intervalMs = 500): ResourceSampler {
     cpuSeconds: () => {
       read();
       return Object.fromEntries([...used].map(([service, ns]) => [service, round(ns / 1e9, 2)]));
+    },
+    track: (service, id) => {
+      tracked.push({ service, cgroup: cgroupOf(id) });
     },
     stop: () => (stopped ??= stop()),
   };

@@ -1,29 +1,41 @@
 /**
- * The benchmark: the compose stack measured side by side with the ceilings of its parts (nginx,
- * nginx → bare node:http, BullMQ, PostgreSQL), all on this machine in this run. Brings the stack
- * up itself (project INFLOW_E2E_PROJECT on INFLOW_PORT, like the other system tests), prints one
- * report, writes test-results/bench.json (every figure, the machine, the versions) and bench.md,
- * removes what it started, and exits non-zero when a request failed or an entry was lost or
- * duplicated. Speed targets are reported, not enforced: timings on a shared machine are noisy.
+ * The benchmark: the compose stack (the queued design) side by side with its synchronous peer
+ * (the same API writing each row in the request, probes/sync-api.ts) and with the ceilings of its
+ * parts (nginx, nginx → bare node:http, BullMQ, PostgreSQL), all on this machine in this run, all
+ * loaded by wrk the same way (load.ts). Brings the stack up itself (project INFLOW_E2E_PROJECT,
+ * like the other system tests), prints one report, writes test-results/bench.json (every figure,
+ * the machine, the versions) and bench.md, removes what it started, and exits non-zero when a
+ * request failed or an entry was lost or duplicated. Speed goals are reported, not enforced:
+ * timings on a shared machine are noisy. Runs as root (nsenter, cgroups).
  *
- *   npm run bench                       (from the repository root; about 5 minutes)
+ *   npm run bench                       (from the repository root; about 8 minutes)
  *   node bench/run.ts [--smoke] [--reuse] [--keep]     (from tests/)
  *
- * --smoke: short loads and 1,000 entries (CI). --reuse: the stack already running as the project.
- * --keep: leave the stack running.
+ * --smoke: 2 s loads and a 3 s PostgreSQL outage (npm test). --reuse: the stack already running
+ * as the project. --keep: leave the stack running.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { docker, psql, resolveContainers } from '@inflow/test-support';
-import { BASE_URL, containerId, down, PROJECT, REPO_ROOT, up, waitHealthy } from '@inflow/test-support';
-import { removeAll } from './containers.ts';
-import { round } from './load.ts';
-import { drainBacklog, measureAccept, measureCeilings, measureEndToEnd, measureReads, measureScaling, PLANS, queueBacklog } from './measure.ts';
-import { markdown, targets, type CpuByStep, type Results } from './report.ts';
-import { machineCpuSeconds, sampleResources, type ResourceSampler } from './resources.ts';
+import {
+  BASE_URL,
+  containerId,
+  docker,
+  down,
+  PROJECT,
+  psql,
+  REPO_ROOT,
+  resolveContainers,
+  up,
+  waitHealthy,
+} from '@inflow/test-support';
+import { removeAll, removeSyncPeer, stackTarget, startSyncPeer } from './containers.ts';
+import { cpuWindow, measureAccept, measureCeilings, measureDrain, measureOutage, measurePaced, measureReads, PLANS, type CpuWindow } from './measure.ts';
+import { markdown, verdicts, type Results } from './report.ts';
+import { sampleResources, type ResourceSampler } from './resources.ts';
 
 const { values } = parseArgs({
   options: { smoke: { type: 'boolean', default: false }, reuse: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },
@@ -34,7 +46,7 @@ const plan = PLANS[values.smoke ? 'smoke' : 'full'];
 // address (docker-proxy connects from the bridge gateway): the benchmark's connections share one
 // bucket, which its loads, pushing as fast as they can, would empty, and it would measure the limit
 // instead of the stack. Its stack (and its extra nginx containers, containers.ts) run with the
-// limit raised far above anything this machine serves (nginx alone: about 9,000 requests/s),
+// limit raised far above anything this machine serves (nginx alone: about 100,000 requests/s),
 // unless these are set. With --reuse the running stack keeps the limit it was started with.
 process.env['RATE_LIMIT_PER_SECOND'] ??= '1000000';
 process.env['RATE_LIMIT_BURST'] ??= '1000000';
@@ -43,26 +55,13 @@ const say = (line: string): void => {
   process.stdout.write(`${new Date().toISOString().slice(11, 19)}  ${line}\n`);
 };
 
-/**
- * Runs one measurement with a line before and after it, and records the CPU seconds each
- * container used meanwhile (where the time goes, with the wall-clock seconds beside them).
- */
-async function step<T>(key: string, name: string, measure: () => Promise<T>, sampler: ResourceSampler, cpu: CpuByStep): Promise<T> {
-  say(name);
-  const startedAt = Date.now();
-  const before = sampler.cpuSeconds();
-  const machineBefore = machineCpuSeconds();
+/** Runs one step with a line before and after it, and records the CPU each container used meanwhile. */
+async function step<T>(name: string, line: string, measure: () => Promise<T>, sampler: ResourceSampler, steps: Record<string, CpuWindow>): Promise<T> {
+  say(line);
+  const end = cpuWindow(sampler);
   const result = await measure();
-  const machineAfter = machineCpuSeconds();
-  const after = sampler.cpuSeconds();
-  const seconds = round((Date.now() - startedAt) / 1000, 1);
-  cpu[key] = {
-    seconds,
-    containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, round(used - (before[service] ?? 0), 2)])),
-    loadGenerator: round(machineAfter.loadGenerator - machineBefore.loadGenerator, 2),
-    machine: round(machineAfter.machine - machineBefore.machine, 2),
-  };
-  say(`  done in ${Math.round(seconds)} s`);
+  steps[name] = end();
+  say(`  done in ${Math.round(steps[name].seconds)} s`);
   return result;
 }
 
@@ -76,12 +75,13 @@ async function versions(): Promise<Record<string, string>> {
   return {
     node: await first(['exec', containerId('web1'), 'node', '--version']),
     // nginx -v prints to stderr.
-    nginx: await first(['exec', containerId('nginx'), 'sh', '-c', 'nginx -v 2>&1']),
-    redis: await first(['exec', containerId('redis'), 'redis-server', '--version']),
+    nginx: (await first(['exec', containerId('nginx'), 'sh', '-c', 'nginx -v 2>&1'])).replace(/^nginx version: nginx\//, ''),
+    redis: /v=(\S+)/.exec(await first(['exec', containerId('redis'), 'redis-server', '--version']))?.[1] ?? '',
     postgres: (await psql('SHOW server_version'))[0]?.[0] ?? '',
     bullmq: packageVersion('bullmq'),
     express: packageVersion('express'),
-    autocannon: packageVersion('autocannon'),
+    // wrk prints its version with the usage, and exits 1.
+    wrk: /^wrk \S+/.exec(spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout)?.[0] ?? 'wrk',
   };
 }
 
@@ -98,40 +98,61 @@ async function main(): Promise<number> {
   }
   resolveContainers();
   const stackVersions = await versions();
+  const stack = await stackTarget();
   const sampler = sampleResources();
   let results: Results;
   try {
-    const cpu: CpuByStep = {};
-    const ceilings = await step('ceilings', 'ceilings: nginx alone, nginx → bare node:http, BullMQ, PostgreSQL', () => measureCeilings(plan), sampler, cpu);
-    const accept = await step('accept', `accept: POST /api/entries at ${plan.concurrencies.join(', ')} connections`, () => measureAccept(plan, runId), sampler, cpu);
-    const reads = await step('reads', 'reads: GET /api/entries?limit=50', () => measureReads(plan), sampler, cpu);
-    const scaling = await step('scaling', 'scaling: one replica, then three', () => measureScaling(plan, runId), sampler, cpu);
-    const endToEnd = await step('endToEnd', `end to end: ${plan.entries} entries`, () => measureEndToEnd(plan, runId), sampler, cpu);
-    const backlog = await step('backlog', `backlog: ${plan.entries} entries queued while the worker is stopped`, () => queueBacklog(plan, runId), sampler, cpu);
-    const drain = await step('drain', 'drain: the worker started on the backlog', () => drainBacklog(plan, backlog), sampler, cpu);
-    results = { ceilings, accept, reads, scaling, endToEnd, drain, cpu, resources: await sampler.stop() };
+    const steps: Record<string, CpuWindow> = {};
+    const run = <T>(name: string, line: string, measure: () => Promise<T>) => step(name, line, measure, sampler, steps);
+    const concurrencies = plan.concurrencies.join(', ');
+    const ceilings = await run('ceilings', 'ceilings: nginx alone, nginx → bare node:http, PostgreSQL', () => measureCeilings(plan, stack));
+    say('synchronous peer: starting three replicas and their nginx');
+    const peer = await startSyncPeer();
+    for (const [service, id] of Object.entries(peer.containers)) sampler.track(service, id);
+    const targets = { queued: stack, sync: peer.target };
+    const accept = await run('accept', `queued and synchronous: POST /api/entries at ${concurrencies} connections`, () => measureAccept(targets, plan, runId, sampler));
+    const queuedOutage = await run('queuedOutage', `queued: PostgreSQL stopped for ${plan.outageSeconds} s under load`, () => measureOutage('queued', stack, plan, runId, sampler));
+    const syncOutage = await run('syncOutage', `synchronous: PostgreSQL stopped for ${plan.outageSeconds} s under load`, () => measureOutage('sync', peer.target, plan, runId, sampler));
+    await removeSyncPeer(peer);
+    const reads = await run('reads', 'reads: GET /api/entries?limit=50', () => measureReads(plan, stack));
+    const drain = await run('drain', 'drain: a backlog queued while the worker is stopped, then the do-nothing worker', () => measureDrain(plan, stack, runId));
+    const half = Math.round(Math.max(...accept.queued.map((load) => load.requestsPerSecond)) / 2);
+    const paced = await run('paced', `paced: POSTs at ${half}/s, half the highest accepted/s`, () => measurePaced(plan, stack, runId, half));
+    results = {
+      cores: cpus().length,
+      ceilings,
+      accept,
+      outage: { queued: queuedOutage, sync: syncOutage },
+      reads,
+      drain,
+      paced,
+      steps,
+      resources: await sampler.stop(),
+    };
   } finally {
     await sampler.stop();
     await removeAll();
     if (!values.keep) down();
   }
 
-  const verdicts = targets(results);
+  const goals = verdicts(results);
   const meta = {
     run: runId,
-    plan: `${plan.name} (${plan.seconds} s per timed load, ${plan.entries} entries)`,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    plan: `${plan.name} (${plan.seconds} s per timed load, concurrencies ${plan.concurrencies.join('/')}, PostgreSQL down ${plan.outageSeconds} s)`,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 1024 ** 3)} GiB`,
-    'load generator': 'autocannon, in this process, on the same machine',
+    versions: Object.entries(stackVersions).map(([name, version]) => `${name} ${version}`).join(', '),
+    'load generator': 'wrk (2 threads, Lua scripts in tests/bench/wrk) on the host, in the network namespace of the nginx under test, port 80 (no docker-proxy)',
     'total runtime': `${Math.round((Date.now() - startedAt) / 1000)} s`,
   };
-  const report = markdown(results, verdicts, meta);
+  const report = markdown(results, goals, meta, plan);
   process.stdout.write(`\n${report}\n`);
   const dir = join(REPO_ROOT, 'test-results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'bench.md'), report);
-  writeFileSync(join(dir, 'bench.json'), `${JSON.stringify({ ...meta, versions: stackVersions, targets: verdicts, ...results }, null, 2)}\n`);
-  const broken = verdicts.filter((target) => target.correctness && !target.met);
-  for (const target of broken) say(`FAILED: ${target.name}: ${target.figure}`);
+  writeFileSync(join(dir, 'bench.json'), `${JSON.stringify({ ...meta, versions: stackVersions, goals, ...results }, null, 2)}\n`);
+  const broken = goals.filter((goal) => goal.correctness && !goal.met);
+  for (const goal of broken) say(`FAILED: ${goal.name}: ${goal.figure}`);
   return broken.length === 0 ? 0 : 1;
 }
 
