@@ -1,239 +1,41 @@
 /**
- * What the rendered manifests must agree on, with each other and with the code: selectors,
- * ports and probes across Deployments, StatefulSets, Services, PDBs, autoscalers and
- * NetworkPolicies; the environment against the config loader; the KEDA list against the queue
- * contract; the pods' security context; the images against the Dockerfile. Every target (the
- * base and each overlay) is checked.
+ * How the rendered objects fit together, per target (the base and each overlay): selectors and
+ * ports across Deployments, StatefulSets and Services, PodDisruptionBudgets, autoscalers (the
+ * KEDA list against the queue contract), the data stores, the password Secret, and the
+ * NetworkPolicies' flows. lib/context.ts renders and describes the targets.
  */
-import { ENTRIES_QUEUE, loadApiConfig, loadWorkerConfig, type ApiConfig, type WorkerConfig } from '@inflow/shared';
+import { ENTRIES_QUEUE } from '@inflow/shared';
 import { QueueKeys } from 'bullmq';
 import t from 'tap';
-import { containerEnv, loaderReads, type EnvValue } from './lib/env.ts';
-import { renderAll, type K8sObject } from './lib/kustomize.ts';
+import { containerEnv, type EnvValue } from './lib/env.ts';
+import { renderAll } from './lib/kustomize.ts';
 import { allowedFlows, firstHost, type Peer } from './lib/netpol.ts';
 import {
   allContainers,
   containerPort,
-  containerWithImage,
-  imageRepository,
-  imageTag,
   named,
   ofKind,
   quantityBytes,
   redisBytes,
   selects,
   selectsMap,
-  workloads,
-  type IContainer,
   type Workload,
 } from './lib/objects.ts';
-import { composeServices, dockerfile, repoFile } from './lib/repo.ts';
-
-const NAMESPACE = 'inflow';
-const API_IMAGE = 'inflow-api';
-const WORKER_IMAGE = 'inflow-worker';
-/** The official node image's `node` user, which the Dockerfile's `USER node` runs as. */
-const NODE_UID = 1000;
-/** PostgreSQL keeps this many connections for superusers (superuser_reserved_connections). */
-const RESERVED_CONNECTIONS = 3;
-
-const docker = dockerfile();
-const compose = [...composeServices().values()];
-
-interface App {
-  workload: Workload;
-  container: IContainer;
-  env: Map<string, EnvValue>;
-  read: Set<string>;
-}
-
-interface Context {
-  target: string;
-  objects: K8sObject[];
-  workloads: Workload[];
-  api: App & { config: ApiConfig };
-  worker: App & { config: WorkerConfig };
-  /** Redis and PostgreSQL run in the cluster (not the external-data overlay). */
-  inClusterData: boolean;
-}
-
-function appOf(objects: K8sObject[], image: string): { workload: Workload; container: IContainer; env: Map<string, EnvValue> } {
-  const matching = workloads(objects).filter((workload) => containerWithImage(workload, image) !== undefined);
-  if (matching.length !== 1 || matching[0] === undefined) throw new Error(`expected one workload running ${image}, found ${matching.length}`);
-  const workload = matching[0];
-  const container = containerWithImage(workload, image);
-  if (container === undefined) throw new Error(`no ${image} container`);
-  return { workload, container, env: containerEnv(container, objects, `${workload.name}-5d8f7c9b6d-x7k2p`) };
-}
-
-function contextOf(target: string, objects: K8sObject[]): Context {
-  const api = appOf(objects, API_IMAGE);
-  const worker = appOf(objects, WORKER_IMAGE);
-  const apiLoad = loaderReads(loadApiConfig, api.env);
-  const workerLoad = loaderReads(loadWorkerConfig, worker.env);
-  return {
-    target,
-    objects,
-    workloads: workloads(objects),
-    api: { ...api, config: apiLoad.config, read: apiLoad.read },
-    worker: { ...worker, config: workerLoad.config, read: workerLoad.read },
-    inClusterData: ofKind(objects, 'StatefulSet').length > 0,
-  };
-}
-
-/** The workloads whose pods a selector selects. */
-function selected(context: Context, selector: Parameters<typeof selects>[0]): Workload[] {
-  return context.workloads.filter((workload) => selects(selector, workload.labels));
-}
-
-function minReplicas(context: Context, workload: Workload): number {
-  const hpa = ofKind(context.objects, 'HorizontalPodAutoscaler').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
-  const scaled = ofKind(context.objects, 'ScaledObject').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
-  return hpa?.spec.minReplicas ?? scaled?.spec.minReplicaCount ?? workload.replicas ?? 1;
-}
-
-function maxReplicas(context: Context, workload: Workload): number {
-  const hpa = ofKind(context.objects, 'HorizontalPodAutoscaler').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
-  const scaled = ofKind(context.objects, 'ScaledObject').find((candidate) => candidate.spec.scaleTargetRef.name === workload.name);
-  return hpa?.spec.maxReplicas ?? scaled?.spec.maxReplicaCount ?? workload.replicas ?? 1;
-}
-
-const sorted = (values: Iterable<string>) => [...values].sort();
+import { repoFile } from './lib/repo.ts';
+import {
+  NAMESPACE,
+  RESERVED_CONNECTIONS,
+  contextOf,
+  selected,
+  minReplicas,
+  maxReplicas,
+  sorted,
+} from './lib/context.ts';
 
 for (const [target, objects] of renderAll()) {
   const context = contextOf(target, objects);
   const { api, worker } = context;
 
-  t.test(`${target}: every namespaced object is in ${NAMESPACE}, which enforces the restricted Pod Security Standard`, async (t) => {
-    for (const object of objects) {
-      if (object.kind === 'Namespace') continue;
-      t.equal(object.metadata.namespace, NAMESPACE, `${object.kind} ${object.metadata.name}`);
-    }
-    const namespace = named(objects, 'Namespace', NAMESPACE);
-    t.equal(namespace.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
-  });
-
-  t.test(`${target}: the images are the ones the Dockerfile builds`, async (t) => {
-    const version = docker.args.get('VERSION');
-    t.ok(version, 'the Dockerfile has ARG VERSION with a default');
-    for (const [image, stageName] of [[API_IMAGE, 'api'], [WORKER_IMAGE, 'worker']] as const) {
-      const stage = docker.stages.get(stageName);
-      t.ok(stage, `the Dockerfile has a stage "${stageName}"`);
-      t.equal(stage?.user, 'node', `stage ${stageName} runs as USER node (uid ${NODE_UID} in the official node image)`);
-      // Compose builds that target as PREFIX-NAME:local; Kubernetes runs NAME:VERSION.
-      const built = compose.filter((service) => service.target === stageName).map((service) => imageRepository(service.image));
-      t.same([...new Set(built)], [image], `docker-compose.yml builds target ${stageName} as ${image}`);
-      const app = image === API_IMAGE ? api : worker;
-      t.equal(imageTag(app.container.image ?? ''), version, `${image} is tagged with the Dockerfile's VERSION`);
-      t.equal(app.workload.template.spec?.containers.length, 1, `${app.workload.name} runs one container`);
-      // The image's CMD carries the heap bounds: the pod must not replace it.
-      t.equal(app.container.command, undefined, `${image}: no command override`);
-      t.equal(app.container.args, undefined, `${image}: no args override`);
-    }
-    t.ok(docker.stages.get('api')?.expose.includes(api.config.port), 'the api stage EXPOSEs the port the api listens on');
-    t.ok(docker.stages.get('worker')?.expose.includes(worker.config.healthPort), 'the worker stage EXPOSEs the health port');
-
-    // The data stores run the images compose runs (the same major versions read the same data).
-    const composeImages = new Set(compose.map((service) => service.image));
-    for (const workload of context.workloads) {
-      for (const container of allContainers(workload.template)) {
-        const image = container.image ?? '';
-        t.ok(imageTag(image) !== undefined && imageTag(image) !== 'latest', `${workload.name}/${container.name}: ${image} has a tag, not latest`);
-        t.equal(container.imagePullPolicy, 'IfNotPresent', `${workload.name}/${container.name}: imagePullPolicy IfNotPresent`);
-        if (workload.kind === 'StatefulSet') t.ok(composeImages.has(image), `${workload.name}: ${image} is the image compose runs`);
-      }
-    }
-  });
-
-  t.test(`${target}: each program's environment is exactly what the config loader reads`, async (t) => {
-    for (const app of [api, worker]) {
-      const set = new Set(app.env.keys());
-      t.same(
-        { missing: sorted([...app.read].filter((name) => !set.has(name))), extra: sorted([...set].filter((name) => !app.read.has(name))) },
-        { missing: [], extra: [] },
-        `${app.workload.name}: the variables set are those ${app === api ? 'loadApiConfig' : 'loadWorkerConfig'} reads (shared/src/config.ts)`,
-      );
-      t.equal(app.env.get('INSTANCE_ID')?.from, 'field', `${app.workload.name}: INSTANCE_ID is the pod's name (downward API)`);
-      t.equal(app.env.get('DB_PASS')?.from, 'secret', `${app.workload.name}: DB_PASS comes from a Secret`);
-      t.equal(app.workload.template.spec?.enableServiceLinks, false, `${app.workload.name}: no service-link variables (REDIS_PORT=tcp://… would clash)`);
-    }
-    t.same(api.env.get('DB_PASS')?.ref, worker.env.get('DB_PASS')?.ref, 'the api and the worker read the same password');
-  });
-
-  t.test(`${target}: the api rolls out without losing capacity and drains before it stops`, async (t) => {
-    const deployment = named(objects, 'Deployment', api.workload.name);
-    const strategy = deployment.spec?.strategy;
-    t.equal(strategy?.type, 'RollingUpdate');
-    t.equal(strategy?.rollingUpdate?.maxUnavailable, 0, 'maxUnavailable 0');
-    t.ok(minReplicas(context, api.workload) >= 3, 'at least three replicas');
-    const preStop = api.container.lifecycle?.preStop?.sleep?.seconds ?? 0;
-    t.ok(preStop >= 1, `a preStop sleep (${preStop} s) so endpoints are removed before SIGTERM`);
-    const grace = api.workload.template.spec?.terminationGracePeriodSeconds ?? 30;
-    t.ok(grace > preStop + api.config.shutdownTimeoutMs / 1000, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + SHUTDOWN_TIMEOUT_MS ${api.config.shutdownTimeoutMs / 1000} s`);
-    const workerGrace = worker.workload.template.spec?.terminationGracePeriodSeconds ?? 30;
-    t.ok(workerGrace > worker.config.shutdownTimeoutMs / 1000, `worker: terminationGracePeriodSeconds ${workerGrace} > SHUTDOWN_TIMEOUT_MS`);
-  });
-
-  t.test(`${target}: probes: /healthz for liveness and startup, /readyz for readiness, on the configured ports`, async (t) => {
-    const expectations = [
-      { app: api, port: api.config.port, probes: { startupProbe: '/healthz', livenessProbe: '/healthz', readinessProbe: '/readyz' } },
-      { app: worker, port: worker.config.healthPort, probes: { startupProbe: '/healthz', livenessProbe: '/healthz', readinessProbe: '/readyz' } },
-    ] as const;
-    for (const { app, port, probes } of expectations) {
-      for (const [kind, path] of Object.entries(probes) as [keyof typeof probes, string][]) {
-        const probe = app.container[kind]?.httpGet;
-        t.equal(probe?.path, path, `${app.workload.name}: ${kind} GET ${path}`);
-        const resolved = probe === undefined ? undefined : containerPort([app.container], probe.port);
-        t.equal(resolved?.containerPort, port, `${app.workload.name}: ${kind} on port ${port} (PORT / HEALTH_PORT)`);
-      }
-      t.ok(containerPort([app.container], port), `${app.workload.name}: declares containerPort ${port}`);
-    }
-    t.ok(containerPort([api.container], api.config.opsPort), `${api.workload.name}: declares its ops port (OPS_PORT ${api.config.opsPort})`);
-    // Every probe of every container names a port that container has.
-    for (const workload of context.workloads) {
-      for (const container of allContainers(workload.template)) {
-        t.ok(container.readinessProbe && container.livenessProbe, `${workload.name}/${container.name}: readiness and liveness probes`);
-        for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
-          const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port;
-          if (port !== undefined) t.ok(containerPort([container], port), `${workload.name}/${container.name}: probe port ${port} exists`);
-        }
-      }
-    }
-  });
-
-  t.test(`${target}: every pod runs unprivileged, read-only, with a writable /tmp`, async (t) => {
-    for (const workload of context.workloads) {
-      const pod = workload.template.spec;
-      const label = workload.name;
-      t.equal(pod?.automountServiceAccountToken, false, `${label}: no service account token`);
-      t.notOk(pod?.hostNetwork ?? pod?.hostPID ?? pod?.hostIPC, `${label}: no host namespaces`);
-      t.notOk(pod?.volumes?.some((volume) => volume.hostPath !== undefined), `${label}: no hostPath volume`);
-      for (const container of allContainers(workload.template)) {
-        const at = `${label}/${container.name}`;
-        const own = container.securityContext;
-        const podContext = pod?.securityContext;
-        const runAsUser = own?.runAsUser ?? podContext?.runAsUser;
-        t.equal(own?.runAsNonRoot ?? podContext?.runAsNonRoot, true, `${at}: runAsNonRoot`);
-        t.ok(Number.isInteger(runAsUser) && (runAsUser ?? 0) > 0, `${at}: a numeric, non-root runAsUser (${runAsUser})`);
-        if ([API_IMAGE, WORKER_IMAGE].includes(imageRepository(container.image ?? ''))) {
-          t.equal(runAsUser, NODE_UID, `${at}: runs as the image's node user, ${NODE_UID}`);
-        }
-        t.equal((own?.seccompProfile ?? podContext?.seccompProfile)?.type, 'RuntimeDefault', `${at}: seccomp RuntimeDefault`);
-        t.equal(own?.allowPrivilegeEscalation, false, `${at}: allowPrivilegeEscalation false`);
-        t.equal(own?.readOnlyRootFilesystem, true, `${at}: readOnlyRootFilesystem`);
-        t.notOk(own?.privileged, `${at}: not privileged`);
-        t.same(own?.capabilities?.drop, ['ALL'], `${at}: drops ALL capabilities`);
-        t.same(own?.capabilities?.add ?? [], [], `${at}: adds none`);
-        const tmp = container.volumeMounts?.find((mount) => mount.mountPath === '/tmp');
-        const volume = pod?.volumes?.find((candidate) => candidate.name === tmp?.name);
-        t.ok(volume?.emptyDir, `${at}: /tmp is an emptyDir`);
-        for (const resource of ['cpu', 'memory']) {
-          t.ok(container.resources?.requests?.[resource] !== undefined, `${at}: requests ${resource}`);
-          t.ok(container.resources?.limits?.[resource] !== undefined, `${at}: limits ${resource}`);
-        }
-      }
-    }
-  });
 
   t.test(`${target}: Deployments, StatefulSets and Services select each other and agree on ports`, async (t) => {
     for (const workload of context.workloads) {
