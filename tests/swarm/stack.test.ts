@@ -6,6 +6,10 @@
  * request, every 202 persisted), scaling web to 5 and the worker to 2 (no duplicate rows). The
  * stack, its volumes and the swarm (when this suite made it) are removed afterwards, whatever
  * happened.
+ *
+ * One file of about 350 lines on purpose: every check runs against the one deployed stack, in
+ * order (a rolling update and scaling change what the later checks see), and a swarm deploy costs
+ * minutes; tests/swarm/swarm.ts holds the swarm and stack commands it drives.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
