@@ -110,7 +110,7 @@ export function cpuWindow(sampler: ResourceSampler): () => CpuWindow {
 }
 
 /** Waits for the worker to finish the author's entries, then reconciles them with the 202s. */
-export async function settle(author: string, acceptedIds: readonly string[]): Promise<Ledger> {
+export async function reconcileEntries(author: string, acceptedIds: readonly string[]): Promise<Ledger> {
   await waitDrained(author, acceptedIds.length, 300_000);
   const rows = await rowsOf(author);
   const stored = new Set(rows.map((row) => row.id));
@@ -129,7 +129,7 @@ export async function settle(author: string, acceptedIds: readonly string[]): Pr
 async function acceptRun(design: Design, target: LoadTarget, author: string, connections: number, seconds: number, sampler: ResourceSampler, stop?: Promise<unknown>): Promise<AcceptRun> {
   const end = cpuWindow(sampler);
   const { figures, acceptedIds } = await postEntries(target, { path: '/api/entries', connections, durationSeconds: seconds, author, ...(stop === undefined ? {} : { stop }) });
-  const ledger = await settle(author, acceptedIds);
+  const ledger = await reconcileEntries(author, acceptedIds);
   return { ...figures, design, ledger, cpu: end() };
 }
 
@@ -207,7 +207,7 @@ export async function measureDrain(plan: Plan, stack: LoadTarget, runId: string)
     await composeStart('worker');
   }
   await waitHealthyService('worker');
-  const ledger = await settle(author, backlog.acceptedIds);
+  const ledger = await reconcileEntries(author, backlog.acceptedIds);
   const [row] = await psql(`SELECT extract(epoch FROM max(persisted_at) - min(persisted_at)) FROM entries WHERE author = ${literal(author)}`);
   const seconds = Number(row?.[0] ?? 0);
   const ceiling = await runProbe<Drain['ceiling']>('queue-ceiling.ts', [ledger.persisted, plan.connections]);
@@ -224,7 +224,7 @@ export async function measureDrain(plan: Plan, stack: LoadTarget, runId: string)
 export async function measurePaced(plan: Plan, stack: LoadTarget, runId: string, rate: number): Promise<Paced> {
   const author = `bench-${runId}-paced`;
   const { figures, acceptedIds } = await postEntries(stack, { path: '/api/entries', connections: plan.connections, durationSeconds: plan.seconds, author, rate });
-  const ledger = await settle(author, acceptedIds);
+  const ledger = await reconcileEntries(author, acceptedIds);
   const [row] = await psql(
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM persisted_at - created_at) * 1000),
             percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM persisted_at - created_at) * 1000),

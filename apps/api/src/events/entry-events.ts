@@ -1,12 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@inflow/shared';
-
-/** An entry's place on its way to the database, as the page shows it. */
-export type LiveStatus = 'queued' | 'processing' | 'persisted' | 'failed';
+import type { EntryStatus, Logger } from '@inflow/shared';
 
 /** One queue event reduced to what the page needs: the entry's new status. */
 export interface StatusChange {
-  status: LiveStatus;
+  status: EntryStatus;
   failedReason?: string;
 }
 
@@ -16,7 +13,7 @@ export interface StatusChange {
  */
 export interface EntryUpdate {
   id: string;
-  status: LiveStatus;
+  status: EntryStatus;
   author?: string | null;
   message?: string | null;
   acceptedBy?: string | null;
