@@ -10,7 +10,7 @@
 #      in open-source nginx from 1.27.3: the official nginx:1.28 image the stack defaults to),
 #      with idle connections to the replicas kept (keep-alive), as compose's nginx.conf does.
 #   2. The name in a variable (`proxy_pass http://$inflow_api`), resolved per request through the
-#      resolver in nginx.conf, cached 5 s; nginx keeps no upstream connections then, one TCP
+#      resolver in nginx.conf, cached 1 s; nginx keeps no upstream connections then, one TCP
 #      connection per request (measured: README, "Docker Swarm"). nginx 1.22, the offline
 #      stand-in image, has no `resolve` on upstream servers and gets this one.
 #
