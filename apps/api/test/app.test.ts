@@ -4,8 +4,14 @@
  * spawned API. No worker runs, so an accepted entry stays a job until the test writes its row.
  */
 import t from 'tap';
-import type { RealApp } from './utils/real-app.ts';
-import { startRealApp } from './utils/real-app.ts';
+import { startRealApp, type RealApp } from './utils/real-app.ts';
+
+// One app for the file; each test starts from an empty queue and an empty table.
+const app = await startRealApp(t);
+t.beforeEach(async () => {
+  await app.redis.client.flushall();
+  await app.postgres.query('TRUNCATE entries');
+});
 
 async function call(url: string, init: RequestInit = {}) {
   const response = await fetch(url, init);
@@ -31,7 +37,6 @@ async function persist(app: RealApp, id: string, persistedBy = 'worker-test'): P
 }
 
 t.test('an accepted entry is a job until its row exists, then the row answers', async (t) => {
-  const app = await startRealApp(t);
   const accepted = await post(app, { author: '  ada ', message: 'hello' });
   t.equal(accepted.status, 202);
   t.match(accepted.body, { id: String, status: 'queued', acceptedBy: 'api-test' });
@@ -63,7 +68,6 @@ t.test('an accepted entry is a job until its row exists, then the row answers', 
 });
 
 t.test('GET /api/entries pages newest first with an opaque cursor', async (t) => {
-  const app = await startRealApp(t);
   const ids: string[] = [];
   for (const message of ['one', 'two', 'three']) {
     const { body } = await post(app, { author: 'ada', message });
@@ -85,7 +89,6 @@ t.test('GET /api/entries pages newest first with an opaque cursor', async (t) =>
 });
 
 t.test('an Idempotency-Key retry answers the first id and enqueues nothing', async (t) => {
-  const app = await startRealApp(t);
   const key = { 'idempotency-key': 'order-42' };
   const first = await post(app, { author: 'ada', message: 'once' }, key);
   t.equal(first.status, 202);
@@ -108,7 +111,6 @@ t.test('an Idempotency-Key retry answers the first id and enqueues nothing', asy
 });
 
 t.test('the error middleware answers in the one shape', async (t) => {
-  const app = await startRealApp(t);
   t.same((await call(`${app.url}/api/nothing`)).body, { error: { code: 'not_found', message: 'no route for GET /api/nothing' } });
   const missing = await call(`${app.url}/api/entries/0190a8c4-0b1e-7c3a-9d2e-4f5a6b7c8d9e`);
   t.equal(missing.status, 404);
@@ -127,7 +129,6 @@ t.test('the error middleware answers in the one shape', async (t) => {
 });
 
 t.test('EntryQueue.findMany: the entries of the ids that have a job, one view with findState', async (t) => {
-  const app = await startRealApp(t);
   const { body } = await post(app, { author: 'ada', message: 'hello' });
   const id = String(body?.['id']);
   const unknown = '0190a8c4-0b1e-7c3a-9d2e-4f5a6b7c8d9e';
@@ -140,7 +141,6 @@ t.test('EntryQueue.findMany: the entries of the ids that have a job, one view wi
 });
 
 t.test('Redis or PostgreSQL down: 503s that say which, and a public /readyz that says only not_ready', async (t) => {
-  const app = await startRealApp(t);
   t.same((await call(`${app.url}/readyz`)).body, { status: 'ready' });
 
   await app.postgres.stop();

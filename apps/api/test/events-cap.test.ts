@@ -4,10 +4,12 @@
  * 503 too_many_streams, which nginx retries on another replica, and a freed slot is reused.
  */
 import { get as httpGet, type ClientRequest, type IncomingMessage } from 'node:http';
+import { waitFor, type Teardown } from '@inflow/test-support';
 import t from 'tap';
-import { createApp } from '../src/app.ts';
-import { EntryEvents } from '../src/events/entry-events.ts';
-import { fakeDeps, listen } from './fixtures/app.ts';
+import { pauseRedis, startRealApp, startServers } from './utils/real-app.ts';
+
+// One PostgreSQL and Redis for the file; each test its own app, for its own EVENTS_MAX_STREAMS.
+const servers = await startServers(t);
 
 interface Opened {
   status: number;
@@ -33,30 +35,16 @@ function open(url: string): Promise<Opened> {
   });
 }
 
-async function harness(t: { teardown: (fn: () => unknown) => void }, options: { maxClients: number; subscribeMs?: number }) {
-  const fake = fakeDeps();
-  const events = new EntryEvents({
-    instanceId: 'api-test',
-    logger: fake.deps.logger,
-    subscribe: () => new Promise((resolve) => setTimeout(() => { resolve({ close: () => Promise.resolve() }); }, options.subscribeMs ?? 0)),
-    describe: () => Promise.resolve([]),
-    maxClients: options.maxClients,
-  });
-  const { url } = await listen(t, createApp({ ...fake.deps, events }));
-  t.teardown(() => events.close());
-  return { ...fake, events, url };
+/** The real app with a cap of `maxClients` streams; `h.events` is its EntryEvents. */
+async function harness(t: Teardown, maxClients: number) {
+  const app = await startRealApp(t, { servers, env: { EVENTS_MAX_STREAMS: String(maxClients) } });
+  return { ...app, events: app.deps.events };
 }
 
-const until = async (condition: () => boolean, what: string) => {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
+const until = (condition: () => boolean, what: string) => waitFor(condition, { timeoutMs: 10_000, what, intervalMs: 10 });
 
 t.test('the stream after the last allowed one: 503 too_many_streams; a freed slot is reused', async (t) => {
-  const h = await harness(t, { maxClients: 3 });
+  const h = await harness(t, 3);
   const streams = [await open(h.url), await open(h.url), await open(h.url)];
   t.teardown(() => {
     for (const stream of streams) stream.close();
@@ -84,7 +72,10 @@ t.test('the stream after the last allowed one: 503 too_many_streams; a freed slo
 t.test('a burst while the first subscription is slow cannot pass the cap', async (t) => {
   // Every stream waits for the queue subscription before it counts as a client; without the
   // count of streams still connecting, all of the burst would pass the check.
-  const h = await harness(t, { maxClients: 4, subscribeMs: 300 });
+  const h = await harness(t, 4);
+  // The subscription's first read waits while Redis holds every command: the burst arrives
+  // while the first stream is still connecting.
+  await pauseRedis(h, 300);
   const burst = await Promise.all(Array.from({ length: 12 }, () => open(h.url)));
   t.teardown(() => {
     for (const stream of burst) stream.close();
@@ -96,12 +87,12 @@ t.test('a burst while the first subscription is slow cannot pass the cap', async
 });
 
 t.test('while draining: 503 shutting_down, not too_many_streams', async (t) => {
-  const h = await harness(t, { maxClients: 1 });
-  h.state.draining = true;
+  const h = await harness(t, 1);
+  h.deps.drainState.draining = true;
   const refused = await open(h.url);
   t.equal(refused.status, 503);
   t.match(JSON.parse(refused.body), { error: { code: 'shutting_down' } });
-  h.state.draining = false;
+  h.deps.drainState.draining = false;
   h.events.endStreams();
   const closed = await open(h.url);
   t.match(JSON.parse(closed.body), { error: { code: 'shutting_down' } }, 'nor once the streams were ended');

@@ -14,7 +14,7 @@ import { REPO_ROOT } from '@inflow/test-support';
 import t from 'tap';
 import { createApp } from '../src/app.ts';
 import { HTTP_TIMEOUTS, startHttpServer, type HttpTimeouts } from '../src/http/server.ts';
-import { fakeDeps } from './fixtures/app.ts';
+import { startDependencies } from './utils/real-app.ts';
 
 // Short versions of the real numbers, in the same proportions.
 const SHORT: HttpTimeouts = { requestMs: 800, headersMs: 400, checkIntervalMs: 50, keepAliveMs: 5_000 };
@@ -64,8 +64,8 @@ t.test('the server listens with HTTP_TIMEOUTS, and keeps idle connections longer
 });
 
 t.test('a body that arrives too slowly: 408 request_timeout once the whole-request deadline passes', async (t) => {
-  const fake = fakeDeps();
-  const { port } = await start(t, createApp(fake.deps));
+  const { deps } = await startDependencies(t);
+  const { port } = await start(t, createApp(deps));
   const body = JSON.stringify({ author: 'slow', message: 'x'.repeat(200) });
   const client = rawClient(port);
   await client.ready;
@@ -83,7 +83,7 @@ t.test('a body that arrives too slowly: 408 request_timeout once the whole-reque
   t.match(answer.head, /Connection: close/);
   const ms = closedAt - startedAt;
   t.ok(ms >= SHORT.requestMs - 50 && ms < SHORT.requestMs + 1_000, `ended after ${String(ms)} ms (deadline ${String(SHORT.requestMs)} ms)`);
-  t.same(fake.enqueued, [], 'nothing enqueued');
+  t.same(await deps.queue.counts(), { waiting: 0, active: 0, delayed: 0, failed: 0 }, 'nothing enqueued');
   // The server is fine afterwards.
   const after = await fetch(`http://127.0.0.1:${String(port)}/healthz`);
   t.equal(after.status, 200);
