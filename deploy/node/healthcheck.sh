@@ -6,7 +6,7 @@
 #
 # Bash builtins only (/dev/tcp, printf, read): a probe costs a few milliseconds of CPU. A probe
 # written in Node cost 0.2 to 0.35 CPU-seconds each, V8 starting up: with four node containers
-# probed every 5 s that was a sixth of a 2-core machine (npm run bench, "Where the CPU went").
+# probed every 5 s that was a sixth of a 2-core machine (docs/performance.md#where-the-time-goes-and-why-some-goals-are-not-met).
 set -euo pipefail
 
 path="${1:-/healthz}"

@@ -11,7 +11,7 @@
 #      with idle connections to the replicas kept (keep-alive), as compose's nginx.conf does.
 #   2. The name in a variable (`proxy_pass http://$inflow_api`), resolved per request through the
 #      resolver in nginx.conf, cached 1 s; nginx keeps no upstream connections then, one TCP
-#      connection per request (measured: README, "Docker Swarm"). nginx 1.22, the offline
+#      connection per request (measured: deploy/swarm/README.md). nginx 1.22, the offline
 #      stand-in image, has no `resolve` on upstream servers and gets this one.
 #
 # Either way, proxy_pass names $inflow_api (a variable naming an upstream block reaches that

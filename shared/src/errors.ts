@@ -1,10 +1,10 @@
 /**
  * The error catalogue: every error body either app sends is made here, in the one shape
- * `{"error": {"code", "message", "field"?}}` (README: "Errors"). Domain and route code throw an
+ * `{"error": {"code", "message", "field"?}}` (docs/api.md#errors). Domain and route code throw an
  * HttpError; the boundaries (the API's error middleware, its raw-socket clientError answer, the
  * worker's health server) are the only places that turn one into a response, with `errorBody`.
- * Modelled on fastify's lib/errors.js: one list of codes, so the README's table can be checked
- * against it.
+ * Modelled on fastify's lib/errors.js: one list of codes, so the documented table (docs/api.md#errors)
+ * can be checked against it (tests/docs).
  */
 export class HttpError extends Error {
   readonly status: number;

@@ -1,6 +1,6 @@
 /**
  * Turns the benchmark's figures into the goals' verdicts and one Markdown report (printed and
- * written to test-results/bench.md, next to bench.json): the tables the README quotes.
+ * written to test-results/bench.md, next to bench.json): the tables docs/performance.md quotes.
  */
 import { round, type LoadFigures } from './load.ts';
 import type { AcceptRun, Ceilings, CpuWindow, Design, Drain, Ledger, Outage, Paced, Plan } from './measure.ts';

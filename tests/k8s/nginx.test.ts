@@ -35,7 +35,7 @@ function pageFiles(): string[] {
 const PUBLIC = [
   '/api/entries',
   '/api/entries/0190a6c2-7b1e-7c3d-8e4f-0123456789ab',
-  // A malformed id still reaches the API, which answers 400 (README: API).
+  // A malformed id still reaches the API, which answers 400 (docs/api.md).
   '/api/entries/not-an-id',
   '/api/instance',
   '/api/stats',

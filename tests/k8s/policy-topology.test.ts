@@ -187,7 +187,7 @@ for (const [target, objects] of renderAll()) {
     const ref = api.env.get('DB_PASS')?.ref;
     const secret = named(objects, 'Secret', ref?.name ?? '');
     t.same(Object.keys(secret.data ?? {}), ['DB_PASS'], 'the Secret holds DB_PASS only');
-    t.equal(secret.data?.['DB_PASS'], '', 'and it is empty: set it in your own overlay (README)');
+    t.equal(secret.data?.['DB_PASS'], '', 'and it is empty: set it in your own overlay (deploy/k8s/README.md)');
     t.equal(secret.stringData, undefined, 'no stringData');
     t.same(ofKind(objects, 'Secret').map((candidate) => candidate.metadata.name), [secret.metadata.name], 'no other Secret');
   });

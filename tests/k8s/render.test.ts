@@ -1,6 +1,6 @@
 /**
- * `kubectl kustomize` renders the base and every overlay, offline; so does the overlay the
- * README tells you to write for the real password. kubectl is required: without it this file
+ * `kubectl kustomize` renders the base and every overlay, offline; so does the overlay that
+ * deploy/k8s/README.md tells you to write for the real password. kubectl is required: without it this file
  * fails (never skips).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,13 +33,13 @@ t.test('the targets are the base and the two overlays', async (t) => {
   t.same(renderTargets().map((target) => target.name), ['base', 'overlays/autoscale', 'overlays/external-data']);
 });
 
-t.test("the README's own overlay (the real password, your registry) renders", async (t) => {
+t.test("deploy/k8s/README.md's own overlay (the real password, your registry) renders", async (t) => {
   const script = readmeLocalOverlay();
   const dir = mkdtempSync(join(tmpdir(), 'inflow-k8s-local-'));
   t.teardown(() => {
     rmSync(dir, { recursive: true, force: true });
   });
-  // The README's kustomization lives in deploy/k8s/local/; here in a temporary folder, so its
+  // That page's kustomization lives in deploy/k8s/local/; here in a temporary folder, so its
   // `../` paths are made relative to that folder instead.
   const kustomization = script.kustomization.replace(/^(\s*-\s+)\.\.\/(\S+)/gm, (_line, lead: string, path: string) => `${lead}${relative(dir, join(K8S_DIR, path))}`);
   writeFileSync(join(dir, 'kustomization.yaml'), kustomization);
@@ -65,11 +65,11 @@ t.test("the README's own overlay (the real password, your registry) renders", as
   t.match(script.passwordCommand, /tr -d '\\n'/, 'the password is written without a trailing newline (PostgreSQL would keep it; the apps trim it)');
 });
 
-/** The password overlay in README.md ("Beyond one machine"): the kustomization and the command that writes db-pass. */
+/** The password overlay in deploy/k8s/README.md: the kustomization and the command that writes db-pass. */
 function readmeLocalOverlay(): { kustomization: string; passwordCommand: string } {
-  const readme = repoFile('README.md');
+  const readme = repoFile('deploy/k8s/README.md');
   const heredoc = /cat > deploy\/k8s\/local\/kustomization\.yaml <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(readme);
   const password = /^.*> deploy\/k8s\/local\/db-pass$/m.exec(readme);
-  if (heredoc?.[1] === undefined || password === null) throw new Error('README.md has no deploy/k8s/local overlay (kustomization.yaml heredoc and db-pass command)');
+  if (heredoc?.[1] === undefined || password === null) throw new Error('deploy/k8s/README.md has no deploy/k8s/local overlay (kustomization.yaml heredoc and db-pass command)');
   return { kustomization: heredoc[1], passwordCommand: password[0] };
 }

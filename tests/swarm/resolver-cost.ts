@@ -6,7 +6,7 @@
  *   node tests/swarm/resolver-cost.ts [--seconds 10] [--rounds 3] [--connections 32]
  *
  * Needs the stack running under INFLOW_SWARM_STACK (default inflow-swarm: deployed by hand as in
- * README.md, "Docker Swarm"), NGINX_IMAGE as the stack got it, and the Docker host (it reads the
+ * deploy/swarm/README.md), NGINX_IMAGE as the stack got it, and the Docker host (it reads the
  * containers' cgroups, as root). It starts three extra nginx services on the stack's edge network,
  * one per variant, each publishing a port of its own in host mode (INFLOW_SWARM_BENCH_PORT,
  * default 9991 to 9993), all with the rate limit out of the way; then it loads them in turn,

@@ -32,7 +32,7 @@ export function parseJson(text: unknown): unknown {
 export const stringField = (value: unknown, key: string): string | undefined =>
   isRecord(value) && typeof value[key] === 'string' ? value[key] : undefined;
 
-/** What the page uses of the API's error shape (README: API): `{ "error": { "code", "message", "field"? } }`. */
+/** What the page uses of the API's error shape (docs/api.md#errors): `{ "error": { "code", "message", "field"? } }`. */
 export function errorOf(body: unknown): { field: string | undefined; message: string | undefined } | undefined {
   const error = isRecord(body) ? body['error'] : undefined;
   return isRecord(error) ? { field: stringField(error, 'field'), message: stringField(error, 'message') } : undefined;

@@ -1,5 +1,5 @@
 /**
- * The oracle of the fuzz properties: the entry rules as the README states them (what the API
+ * The oracle of the fuzz properties: the entry rules as docs/api.md states them (what the API
  * stores for a body, or that it must refuse it), and what every answer must look like.
  */
 import type { RawResult } from '@inflow/test-support';

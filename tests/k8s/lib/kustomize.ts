@@ -46,7 +46,7 @@ export function requireKubectl(env: NodeJS.ProcessEnv = process.env): { kubectl:
     const why = result.error?.message ?? result.stderr.trim();
     throw new Error(
       `kubectl (1.27 or later, with kustomize ${MIN_KUSTOMIZE_MAJOR}) is required to validate deploy/k8s and could not be run: ${why}. ` +
-        'Install kubectl (README: "Beyond one machine"); these tests fail rather than skip without it.',
+        'Install kubectl (deploy/k8s/README.md); these tests fail rather than skip without it.',
     );
   }
   const version = JSON.parse(result.stdout) as { clientVersion?: { gitVersion?: string }; kustomizeVersion?: string };

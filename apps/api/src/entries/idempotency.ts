@@ -28,7 +28,7 @@ export function fingerprintOf(author: string, message: string): string {
  * Idempotency records live in Redis, next to the queue, so every replica sees the same ones.
  * The key is hashed: client keys may hold any visible character, Redis key names stay uniform
  * and short. A record is one string of about 80 bytes, "id acceptedBy fingerprint", kept for
- * `ttlSeconds` (README: "What stays in Redis").
+ * `ttlSeconds` (docs/guarantees.md#what-stays-in-redis).
  */
 export class IdempotencyStore {
   readonly #redis: Redis;

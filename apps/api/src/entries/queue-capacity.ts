@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 
-// How long one reading of Redis's memory is trusted. At the highest accept rate (README:
-// Performance) a second of entries is a few MiB, far inside the headroom left above the limit,
+// How long one reading of Redis's memory is trusted. At the highest accept rate
+// (docs/performance.md) a second of entries is a few MiB, far inside the headroom left above the limit,
 // so one INFO per second per replica is enough and keeps INFO off the hot path.
 const READING_TTL_MS = 1_000;
 
