@@ -6,17 +6,23 @@
  * docs/api.md lists every error code of the catalogue. Reads files only: no Docker, a second.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import t from 'tap';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SELF = relative(ROOT, import.meta.filename);
 
-/** Tracked and new (not ignored) files, relative to the repository's root. */
-const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
-  .split('\n')
-  .filter((file) => file !== '' && existsSync(join(ROOT, file)));
+/** Tracked and new (not ignored) files, relative to the repository's root; outside a git checkout, the tree minus what git ignores here. */
+function listFiles(): string[] {
+  try {
+    return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n');
+  } catch {
+    const skipped = /(^|\/)(node_modules|\.git|\.turbo|dist|test-results)(\/|$)/;
+    return readdirSync(ROOT, { recursive: true, encoding: 'utf8' }).filter((file) => !skipped.test(file));
+  }
+}
+const files = listFiles().filter((file) => file !== '' && existsSync(join(ROOT, file)) && statSync(join(ROOT, file)).isFile());
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 const markdown = files.filter((file) => /^(README\.md|docs\/.+\.md|deploy\/[^/]+\/README\.md)$/.test(file));
