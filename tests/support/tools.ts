@@ -1,6 +1,6 @@
 /**
  * The test suite's tools come from images, never from the host, so that Docker and Node are all a
- * machine needs (docs/testing.md):
+ * machine needs:
  * - the tools image (tests/tools/Dockerfile: wrk, Chromium with a Playwright server, shellcheck),
  *   built here on first use and tagged with a hash of its Dockerfile and build arguments, so it is
  *   built once and again only when one of them changes;
@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { docker, exec, type RunResult } from './compose.ts';
 import { REPO_ROOT } from './services.ts';
+import { waitFor } from './wait.ts';
 
 /** The label on every container the tests start, so that one can tell them apart and remove them. */
 export const TEST_LABEL = 'org.inflow.test=true';
@@ -78,4 +79,62 @@ export async function removeContainer(id: string): Promise<void> {
  */
 export function promtool(dir: string, args: readonly string[]): Promise<RunResult> {
   return runIn(PROMETHEUS_IMAGE, ['-v', `${dir}:/rules:ro`, '-w', '/rules', '--entrypoint', 'promtool', '--network', 'none'], args, 120_000);
+}
+
+/** A Playwright server in a container of the tools image, and how to reach it from the host. */
+export interface BrowserServer {
+  /** The container: remove it with `removeContainer` when done. */
+  id: string;
+  wsEndpoint: string;
+  /** The headers `chromium.connect` sends: the launch options of the image's Chromium. */
+  headers: Record<string, string>;
+}
+
+// Debian's Chromium in the tools image, headless, without the extras that would reach out to
+// Google, and without its sandbox (a container gives it no user namespaces).
+const CHROMIUM_LAUNCH = {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-quic',
+  ],
+};
+
+/**
+ * Starts a Playwright server (`playwright-core run-server`) with the tools image's Chromium on
+ * `network`, its port published on the host's loopback only, and waits until it answers. The
+ * browser reaches the stack by its service names on that network; the tests reach the server
+ * through the published port. `--unsafe` lets the client choose the browser binary and its flags
+ * (the server takes them from the x-playwright-launch-options header); nobody else can reach it.
+ * `secureOrigins`: origins Chromium treats as secure contexts, as it treats http://127.0.0.1, so
+ * that a page served by a service name behaves as it does for a user on the loopback address.
+ */
+export async function startBrowserServer(network: string, options: { secureOrigins?: readonly string[] } = {}): Promise<BrowserServer> {
+  const id = await startTool(
+    ['--init', '--network', network, '-p', '127.0.0.1::3000', '--shm-size', '512m'],
+    ['playwright-core', 'run-server', '--host', '0.0.0.0', '--port', '3000', '--unsafe'],
+  );
+  try {
+    const published = (await docker(['port', id, '3000/tcp'])).trim().split('\n')[0] ?? '';
+    const port = /:(\d+)$/.exec(published)?.[1];
+    if (port === undefined) throw new Error(`the Playwright server's port is not published (docker port: ${published})`);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`).then((response) => response.ok, () => false)), {
+      timeoutMs: 60_000,
+      what: 'the Playwright server in the tools image to answer',
+      intervalMs: 250,
+    });
+    const secure = (options.secureOrigins ?? []).map((origin) => `--unsafely-treat-insecure-origin-as-secure=${origin}`);
+    const launch = { ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args, ...secure] };
+    return { id, wsEndpoint: `ws://127.0.0.1:${port}/`, headers: { 'x-playwright-launch-options': JSON.stringify(launch) } };
+  } catch (error) {
+    await removeContainer(id);
+    throw error;
+  }
 }
