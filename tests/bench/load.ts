@@ -22,10 +22,11 @@ const THREADS = 2;
 // /proc/self/stat and /proc/stat count in clock ticks, 100 per second on Linux.
 const TICKS_PER_SECOND = 100;
 
-/** What to load: an nginx container (its id), whose network namespace wrk joins. */
-export interface LoadTarget {
-  container: string;
-}
+/**
+ * What to load: an nginx container (its id), whose network namespace wrk joins, or a URL wrk
+ * reaches from the engine's host network as it is (a published port).
+ */
+export type LoadTarget = { container: string } | { url: string };
 
 export interface LoadFigures {
   connections: number;
@@ -91,10 +92,10 @@ async function wrk(target: LoadTarget, script: string, options: LoadOptions, env
     'docker',
     [
       'run', '--rm', '--init', '--name', name, '--label', TEST_LABEL, '--label', BENCH_LABEL,
-      '--network', `container:${target.container}`, ...HOST_USER,
+      '--network', 'container' in target ? `container:${target.container}` : 'host', ...HOST_USER,
       '-v', `${SCRIPTS}:/bench/wrk:ro`, ...(ids === undefined ? [] : ['-v', `${ids}:/ids`]),
       ...Object.entries(settings).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
-      await toolsImage(), 'wrk', ...args, `http://127.0.0.1:80${options.path}`,
+      await toolsImage(), 'wrk', ...args, `${'container' in target ? 'http://127.0.0.1:80' : target.url}${options.path}`,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

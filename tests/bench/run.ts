@@ -81,7 +81,7 @@ async function versions(): Promise<Record<string, string>> {
     bullmq: packageVersion('bullmq'),
     express: packageVersion('express'),
     // wrk prints its version with the usage, and exits 1.
-    wrk: /^wrk \S+/.exec((await runTool(['--network', 'none'], ['wrk', '--version'])).stdout)?.[0] ?? 'wrk',
+    wrk: /^wrk (\S+)/.exec((await runTool(['--network', 'none'], ['wrk', '--version'])).stdout)?.[1] ?? '',
   };
 }
 
