@@ -9,15 +9,17 @@
  * - the synchronous peer: three replicas of probes/sync-api.ts named web1, web2 and web3 on a
  *   network of their own (and on the stack's backend network, for PostgreSQL and Redis), behind
  *   an nginx running the project's nginx.conf as it is.
- * Their nginx publishes no port: the loads run in its network namespace (load.ts).
+ * Their nginx publishes no port: the loads run in its network namespace (load.ts). Every one
+ * carries the project's test label besides the benchmark's own.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerId, docker, PROJECT, REPO_ROOT, waitFor } from '@inflow/test-support';
+import { containerId, docker, PROJECT, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
 import type { LoadTarget } from './load.ts';
 
-const LABEL = `inflow.bench=${PROJECT}`;
+/** The label of every container and network the benchmark adds, for `removeAll`. */
+export const BENCH_LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');
 const NGINX_CONF = join(REPO_ROOT, 'nginx.conf');
 
@@ -38,7 +40,6 @@ function nginxEdgeArgs(): string[] {
 interface Inspected {
   Config: { Image: string; Env: string[] };
   NetworkSettings: { Networks: Record<string, unknown> };
-  State: { Pid: number };
 }
 
 async function inspectContainer(id: string): Promise<Inspected> {
@@ -49,8 +50,8 @@ async function inspectContainer(id: string): Promise<Inspected> {
 const inspect = (service: string): Promise<Inspected> => inspectContainer(containerId(service));
 
 /** The stack's nginx as a load target. */
-export async function stackTarget(): Promise<LoadTarget> {
-  return { pid: (await inspect('nginx')).State.Pid };
+export function stackTarget(): LoadTarget {
+  return { container: containerId('nginx') };
 }
 
 /** The network of an inspected container whose name ends with `suffix` (compose prefixes the project name). */
@@ -65,7 +66,7 @@ export async function runProbe<T>(script: string, args: readonly (string | numbe
   const worker = await inspect('worker');
   const env = worker.Config.Env.filter((variable) => /^(REDIS_|DB_|WORKER_CONCURRENCY=)/.test(variable));
   const stdout = await docker([
-    'run', '--rm', '--label', LABEL,
+    'run', '--rm', '--label', TEST_LABEL, '--label', BENCH_LABEL,
     '--network', networkOf(worker, '_backend'),
     ...env.flatMap((variable) => ['-e', variable]),
     '-e', 'LOG_LEVEL=warn',
@@ -78,7 +79,7 @@ export async function runProbe<T>(script: string, args: readonly (string | numbe
 }
 
 async function runDetached(args: readonly string[]): Promise<string> {
-  return (await docker(['run', '-d', '--label', LABEL, ...args])).trim();
+  return (await docker(['run', '-d', '--label', TEST_LABEL, '--label', BENCH_LABEL, ...args])).trim();
 }
 
 /**
@@ -92,7 +93,7 @@ async function startNginx(network: string, conf: string): Promise<{ id: string; 
     async () => (await docker(['exec', id, 'curl', '-fsS', '-o', '/dev/null', 'http://127.0.0.1/api/instance']).then(() => true, () => false)),
     { timeoutMs: 60_000, what: `the nginx of ${network} to answer 200`, intervalMs: 500 },
   );
-  return { id, target: { pid: (await inspectContainer(id)).State.Pid } };
+  return { id, target: { container: id } };
 }
 
 /**
@@ -115,7 +116,7 @@ function nginxConf(change: { noRateLimit?: boolean }): string {
 export async function startProxyCeiling(): Promise<LoadTarget> {
   const worker = await inspect('worker');
   const network = `${PROJECT}-bench-ceiling`;
-  await docker(['network', 'create', '--label', LABEL, network]);
+  await docker(['network', 'create', '--label', TEST_LABEL, '--label', BENCH_LABEL, network]);
   for (const name of ['web1', 'web2', 'web3']) {
     await runDetached([
       '--network', network, '--network-alias', name, '-e', `INSTANCE_ID=bare-${name}`,
@@ -139,7 +140,7 @@ export interface SyncPeer {
 export async function startSyncPeer(): Promise<SyncPeer> {
   const web = await inspect('web1');
   const network = `${PROJECT}-bench-sync`;
-  await docker(['network', 'create', '--label', LABEL, network]);
+  await docker(['network', 'create', '--label', TEST_LABEL, '--label', BENCH_LABEL, network]);
   const env = web.Config.Env.filter((variable) => !variable.startsWith('INSTANCE_ID='));
   const containers: Record<string, string> = {};
   for (const name of ['web1', 'web2', 'web3']) {
@@ -165,8 +166,8 @@ export async function removeSyncPeer(peer: SyncPeer): Promise<void> {
 
 /** Removes every container and network the benchmark started for this project. */
 export async function removeAll(): Promise<void> {
-  const ids = (await docker(['ps', '-aq', '--filter', `label=${LABEL}`])).split('\n').filter(Boolean);
+  const ids = (await docker(['ps', '-aq', '--filter', `label=${BENCH_LABEL}`])).split('\n').filter(Boolean);
   if (ids.length > 0) await docker(['rm', '-f', ...ids]);
-  const networks = (await docker(['network', 'ls', '-q', '--filter', `label=${LABEL}`])).split('\n').filter(Boolean);
+  const networks = (await docker(['network', 'ls', '-q', '--filter', `label=${BENCH_LABEL}`])).split('\n').filter(Boolean);
   if (networks.length > 0) await docker(['network', 'rm', ...networks]);
 }

@@ -1,30 +1,32 @@
 /**
  * The benchmark's load: wrk runs (wrk/*.lua), each for a fixed time or until stopped, reduced to
- * the figures the report shows. wrk runs on the host inside the network namespace of the nginx
- * container under test (nsenter, as root), against nginx's own port 80: every load, the stack's
- * and every ceiling's, takes the same path, and none goes through docker-proxy, whose userland
- * copying would cost as much CPU as a replica and be measured as the stack's. POST runs record
- * the id of every 202 so that the run can prove afterwards that each accepted entry was
- * persisted exactly once.
+ * the figures the report shows. wrk runs in a container of the tools image (tests/tools/Dockerfile)
+ * joined to the network namespace of the nginx container under test (`--network container:…`),
+ * against nginx's own port 80: every load, the stack's and every ceiling's, takes the same path,
+ * and none goes through docker-proxy, whose userland copying would cost as much CPU as a replica
+ * and be measured as the stack's. No root, no host binary. POST runs record the id of every 202
+ * (files in a mounted temporary folder) so that the run can prove afterwards that each accepted
+ * entry was persisted exactly once.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '@inflow/test-support';
-import { machineCpuSeconds } from './resources.ts';
+import { exec, PROJECT, REPO_ROOT, TEST_LABEL, toolsImage } from '@inflow/test-support';
+import { BENCH_LABEL } from './containers.ts';
 
 const SCRIPTS = join(REPO_ROOT, 'tests', 'bench', 'wrk');
 // wrk's threads: one per core of this 2-core machine; a load of fewer connections gets fewer.
 const THREADS = 2;
-// /proc/<pid>/stat counts in clock ticks, 100 per second on Linux.
+// /proc/self/stat and /proc/stat count in clock ticks, 100 per second on Linux.
 const TICKS_PER_SECOND = 100;
 
 /**
- * What to load: an nginx container, whose network namespace wrk joins (its main process id on
- * the host, docker inspect .State.Pid), or a URL wrk reaches from the host as it is.
+ * What to load: an nginx container (its id), whose network namespace wrk joins, or a URL wrk
+ * reaches from the engine's host network as it is (a published port).
  */
-export type LoadTarget = { pid: number } | { url: string };
+export type LoadTarget = { container: string } | { url: string };
 
 export interface LoadFigures {
   connections: number;
@@ -38,7 +40,7 @@ export interface LoadFigures {
   errors: Record<string, number>;
   /** CPU seconds wrk itself used (all its threads), from its /proc/self/stat. */
   loadGeneratorCpuSeconds: number;
-  /** CPU seconds the whole machine was busy meanwhile (/proc/stat), wrk included. */
+  /** CPU seconds the whole machine was busy meanwhile (/proc/stat, read by wrk), wrk included. */
   machineCpuSeconds: number;
 }
 
@@ -67,39 +69,51 @@ interface WrkSummary {
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
   latencyUs: { p50: number; p90: number; p99: number; max: number };
   cpuTicks: number;
-  machineCpuSeconds: number;
+  machineTicks: number;
 }
 
 // wrk's CPU seconds over every load so far: run.ts sets it beside each measurement's total.
 let loadGeneratorTotal = 0;
 export const loadGeneratorCpuSeconds = (): number => loadGeneratorTotal;
 
-async function wrk(target: LoadTarget, script: string, options: LoadOptions, env: Record<string, string> = {}): Promise<WrkSummary> {
+// The host's user for the wrk container, so that the id files it writes into the mounted folder
+// are the host's to read and delete (no such thing on Windows, whose mounts do not check).
+const HOST_USER = process.getuid === undefined || process.getgid === undefined ? [] : ['--user', `${process.getuid()}:${process.getgid()}`];
+
+/** Runs wrk with `script` against `target`; `ids`: a host folder the script writes the 202s' ids into. */
+async function wrk(target: LoadTarget, script: string, options: LoadOptions, env: Record<string, string> = {}, ids?: string): Promise<WrkSummary> {
   const threads = Math.min(THREADS, options.connections);
   const args = ['-t', String(threads), '-c', String(options.connections)];
   // A load that `stop` ends gets a duration it cannot reach first.
-  args.push('-d', `${options.stop === undefined ? options.durationSeconds : 3_600}s`, '--timeout', '10s', '--latency', '-s', join(SCRIPTS, script));
-  // In the target's network namespace (nsenter execs wrk: the child is wrk itself), or from the host.
-  const [command, commandArgs] =
-    'pid' in target
-      ? ['nsenter', ['-t', String(target.pid), '-n', '--', 'wrk', ...args, `http://127.0.0.1:80${options.path}`]]
-      : ['wrk', [...args, `${target.url}${options.path}`]];
-  const child = spawn(command, commandArgs, { env: { ...process.env, ...env, BENCH_THREADS: String(threads) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  args.push('-d', `${options.stop === undefined ? options.durationSeconds : 3_600}s`, '--timeout', '10s', '--latency', '-s', `/bench/wrk/${script}`);
+  const name = `${PROJECT}-wrk-${randomBytes(4).toString('hex')}`;
+  const settings = { ...env, BENCH_THREADS: String(threads), ...(ids === undefined ? {} : { BENCH_IDS: '/ids/ids' }) };
+  const child = spawn(
+    'docker',
+    [
+      'run', '--rm', '--init', '--name', name, '--label', TEST_LABEL, '--label', BENCH_LABEL,
+      '--network', 'container' in target ? `container:${target.container}` : 'host', ...HOST_USER,
+      '-v', `${SCRIPTS}:/bench/wrk:ro`, ...(ids === undefined ? [] : ['-v', `${ids}:/ids`]),
+      ...Object.entries(settings).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
+      await toolsImage(), 'wrk', ...args, `${'container' in target ? 'http://127.0.0.1:80' : target.url}${options.path}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const machineBefore = machineCpuSeconds();
-  void options.stop?.then(() => child.kill('SIGINT'));
+  // wrk stops on SIGINT and still reports (docker-init passes the signal on).
+  void options.stop?.then(() => exec('docker', ['kill', '--signal', 'INT', name]));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
   const line = /^wrk-summary (.*)$/m.exec(stdout)?.[1];
   if (code !== 0 || line === undefined) throw new Error(`wrk ${options.path} failed (${code}):\n${stderr}\n${stdout}`);
-  const summary = JSON.parse(line) as Omit<WrkSummary, 'machineCpuSeconds'>;
+  const summary = JSON.parse(line) as WrkSummary;
   loadGeneratorTotal += summary.cpuTicks / TICKS_PER_SECOND;
-  return { ...summary, machineCpuSeconds: round(machineCpuSeconds() - machineBefore, 2) };
+  return summary;
 }
 
 function figures(summary: WrkSummary, connections: number, expect?: number): LoadFigures {
@@ -119,7 +133,7 @@ function figures(summary: WrkSummary, connections: number, expect?: number): Loa
     statuses: summary.statuses,
     errors,
     loadGeneratorCpuSeconds: summary.cpuTicks / TICKS_PER_SECOND,
-    machineCpuSeconds: summary.machineCpuSeconds,
+    machineCpuSeconds: round(summary.machineTicks / TICKS_PER_SECOND, 2),
   };
 }
 
@@ -135,8 +149,8 @@ export async function runLoad(target: LoadTarget, options: LoadOptions): Promise
 export async function postEntries(target: LoadTarget, options: PostLoadOptions): Promise<{ figures: LoadFigures; acceptedIds: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'inflow-bench-ids-'));
   try {
-    const env = { BENCH_AUTHOR: options.author, BENCH_IDS: join(dir, 'ids'), ...(options.rate === undefined ? {} : { BENCH_RATE: String(options.rate) }) };
-    const summary = await wrk(target, 'entries.lua', options, env);
+    const env = { BENCH_AUTHOR: options.author, ...(options.rate === undefined ? {} : { BENCH_RATE: String(options.rate) }) };
+    const summary = await wrk(target, 'entries.lua', options, env, dir);
     const acceptedIds = readdirSync(dir).flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean));
     return { figures: figures(summary, options.connections, 202), acceptedIds };
   } finally {

@@ -46,11 +46,11 @@ export interface Ledger {
 /** CPU seconds used over one measurement window. */
 export interface CpuWindow {
   seconds: number;
-  /** The whole machine busy (/proc/stat), wrk included. */
+  /** The whole machine busy (/proc/stat), wrk and the engine's work for the benchmark included. */
   machine: number;
   /** wrk's own (its /proc/self/stat). */
   loadGenerator: number;
-  /** Each sampled container's cgroup. */
+  /** Each sampled container's CPU time, as the engine reports it. */
   containers: Record<string, number>;
 }
 
@@ -93,16 +93,17 @@ export interface Paced {
 }
 
 /** Starts a CPU window; the function it returns ends it. */
-export function cpuWindow(sampler: ResourceSampler): () => CpuWindow {
+export async function cpuWindow(sampler: ResourceSampler): Promise<() => Promise<CpuWindow>> {
   const startedAt = performance.now();
-  const machine = machineCpuSeconds();
+  const machine = await machineCpuSeconds();
   const loadGenerator = loadGeneratorCpuSeconds();
-  const containers = sampler.cpuSeconds();
-  return () => {
-    const after = sampler.cpuSeconds();
+  const containers = await sampler.cpuSeconds();
+  return async () => {
+    const after = await sampler.cpuSeconds();
+    const machineAfter = await machineCpuSeconds();
     return {
       seconds: round((performance.now() - startedAt) / 1000, 2),
-      machine: round(machineCpuSeconds() - machine, 2),
+      machine: round(machineAfter - machine, 2),
       loadGenerator: round(loadGeneratorCpuSeconds() - loadGenerator, 2),
       containers: Object.fromEntries(Object.entries(after).map(([service, used]) => [service, round(used - (containers[service] ?? 0), 2)])),
     };
@@ -127,10 +128,10 @@ export async function reconcileEntries(author: string, acceptedIds: readonly str
 
 /** POSTs at `connections` until the load ends, then until every accepted entry is committed. */
 async function acceptRun(design: Design, target: LoadTarget, author: string, connections: number, seconds: number, sampler: ResourceSampler, stop?: Promise<unknown>): Promise<AcceptRun> {
-  const end = cpuWindow(sampler);
+  const end = await cpuWindow(sampler);
   const { figures, acceptedIds } = await postEntries(target, { path: '/api/entries', connections, durationSeconds: seconds, author, ...(stop === undefined ? {} : { stop }) });
   const ledger = await reconcileEntries(author, acceptedIds);
-  return { ...figures, design, ledger, cpu: end() };
+  return { ...figures, design, ledger, cpu: await end() };
 }
 
 /** The ceilings: the same machine, images, configuration and load path, without our code. */

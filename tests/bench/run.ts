@@ -6,7 +6,8 @@
  * like the other system tests), prints one report, writes test-results/bench.json (every figure,
  * the machine, the versions) and bench.md, removes what it started, and exits non-zero when a
  * request failed or an entry was lost or duplicated. Speed goals are reported, not enforced:
- * timings on a shared machine are noisy. Runs as root (nsenter, cgroups).
+ * timings on a shared machine are noisy. Needs Docker and Node only, no root: wrk runs from the
+ * tools image (load.ts), the figures come from the engine (resources.ts).
  *
  *   npm run bench                       (from the repository root; about 8 minutes)
  *   node bench/run.ts [--smoke] [--reuse] [--keep]     (from tests/)
@@ -14,10 +15,8 @@
  * --smoke: 2 s loads and a 3 s PostgreSQL outage (npm test). --reuse: the stack already running
  * as the project. --keep: leave the stack running.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -29,13 +28,14 @@ import {
   psql,
   REPO_ROOT,
   resolveContainers,
+  runTool,
   up,
   waitHealthy,
 } from '@inflow/test-support';
 import { removeAll, removeSyncPeer, stackTarget, startSyncPeer } from './containers.ts';
 import { cpuWindow, measureAccept, measureCeilings, measureDrain, measureOutage, measurePaced, measureReads, PLANS, type CpuWindow } from './measure.ts';
 import { markdown, verdicts, type Results } from './report.ts';
-import { sampleResources, type ResourceSampler } from './resources.ts';
+import { sampleResources, stopMachineProbe, type ResourceSampler } from './resources.ts';
 
 const { values } = parseArgs({
   options: { smoke: { type: 'boolean', default: false }, reuse: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },
@@ -58,9 +58,9 @@ const say = (line: string): void => {
 /** Runs one step with a line before and after it, and records the CPU each container used meanwhile. */
 async function step<T>(name: string, line: string, measure: () => Promise<T>, sampler: ResourceSampler, steps: Record<string, CpuWindow>): Promise<T> {
   say(line);
-  const end = cpuWindow(sampler);
+  const end = await cpuWindow(sampler);
   const result = await measure();
-  steps[name] = end();
+  steps[name] = await end();
   say(`  done in ${Math.round(steps[name].seconds)} s`);
   return result;
 }
@@ -81,7 +81,7 @@ async function versions(): Promise<Record<string, string>> {
     bullmq: packageVersion('bullmq'),
     express: packageVersion('express'),
     // wrk prints its version with the usage, and exits 1.
-    wrk: /^wrk \S+/.exec(spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout)?.[0] ?? 'wrk',
+    wrk: /^wrk (\S+)/.exec((await runTool(['--network', 'none'], ['wrk', '--version'])).stdout)?.[1] ?? '',
   };
 }
 
@@ -98,7 +98,10 @@ async function main(): Promise<number> {
   }
   resolveContainers();
   const stackVersions = await versions();
-  const stack = await stackTarget();
+  const stack = stackTarget();
+  // The engine's machine, which may not be this one (a remote engine, a VM).
+  const [cores = 0, memoryBytes = 0] = (await docker(['info', '--format', '{{.NCPU}}\n{{.MemTotal}}'])).trim().split('\n').map(Number);
+  const cpuModel = /^model name\s*:\s*(.*)$/m.exec((await runTool(['--network', 'none'], ['cat', '/proc/cpuinfo'])).stdout)?.[1] ?? 'cpu';
   const sampler = sampleResources();
   let results: Results;
   try {
@@ -119,7 +122,7 @@ async function main(): Promise<number> {
     const half = Math.round(Math.max(...accept.queued.map((load) => load.requestsPerSecond)) / 2);
     const paced = await run('paced', `paced: POSTs at ${half}/s, half the highest accepted/s`, () => measurePaced(plan, stack, runId, half));
     results = {
-      cores: cpus().length,
+      cores,
       ceilings,
       accept,
       outage: { queued: queuedOutage, sync: syncOutage },
@@ -131,6 +134,7 @@ async function main(): Promise<number> {
     };
   } finally {
     await sampler.stop();
+    await stopMachineProbe();
     await removeAll();
     if (!values.keep) down();
   }
@@ -140,9 +144,9 @@ async function main(): Promise<number> {
     run: runId,
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     plan: `${plan.name} (${plan.seconds} s per timed load, concurrencies ${plan.concurrencies.join('/')}, PostgreSQL down ${plan.outageSeconds} s)`,
-    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 1024 ** 3)} GiB`,
+    machine: `${cores} × ${cpuModel}, ${Math.round(memoryBytes / 1024 ** 3)} GiB`,
     versions: Object.entries(stackVersions).map(([name, version]) => `${name} ${version}`).join(', '),
-    'load generator': 'wrk (2 threads, Lua scripts in tests/bench/wrk) on the host, in the network namespace of the nginx under test, port 80 (no docker-proxy)',
+    'load generator': 'wrk (2 threads, Lua scripts in tests/bench/wrk) in a container of the tools image, in the network namespace of the nginx under test, port 80 (no docker-proxy)',
     'total runtime': `${Math.round((Date.now() - startedAt) / 1000)} s`,
   };
   const report = markdown(results, goals, meta, plan);

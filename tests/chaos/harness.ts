@@ -1,10 +1,9 @@
 /**
  * What the chaos scenarios do to the compose stack beyond starting and stopping services:
- * faults (docker kill, a process SIGKILLed from the host), waiting for Docker to restart a
+ * faults (docker kill, a program SIGKILLed inside its container), waiting for Docker to restart a
  * crashed container and for a replica to be back in nginx's rotation, and sampling a probe while
  * a load runs.
  */
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BASE_URL, containerInfo, type ContainerInfo, docker, idOf, waitFor } from '@inflow/test-support';
 
@@ -17,26 +16,22 @@ export async function dockerStart(service: string): Promise<void> {
   await docker(['start', idOf(service)]);
 }
 
-/** The host pids of a process's children (from /proc; the chaos runner runs as root on the Docker host). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /**
- * SIGKILLs the program inside a container from the host, as the kernel's OOM killer or a crash
- * would end it: the container's init (docker-init, compose `init: true`) then exits with it, and
- * Docker, which did not stop the container itself, applies the restart policy. For a container
- * without an init (PID 1 is the program), PID 1 itself is killed.
+ * SIGKILLs the program inside a container, as the kernel's OOM killer or a crash would end it: the
+ * container's init (docker-init, compose `init: true` on every service) then exits with it, and
+ * Docker, which did not stop the container itself, applies the restart policy. The kill is sent
+ * from inside the container (docker exec, as the program's own user, so that no capability is
+ * needed), not from the host: the suite needs no root and no access to the engine's processes.
+ * Returns the program's pid in the container.
  */
 export async function crashProcess(service: string): Promise<number> {
-  const { pid } = await containerInfo(service);
-  const target = childrenOf(pid)[0] ?? pid;
-  process.kill(target, 'SIGKILL');
-  return target;
+  const id = idOf(service);
+  // The program: docker-init's (PID 1's) first child, and its owner.
+  const [pid = '', uid = ''] = (await docker(['exec', id, 'sh', '-c', 'pid=$(cut -d" " -f1 /proc/1/task/1/children); echo "$pid $(stat -c %u /proc/$pid)"'])).trim().split(' ');
+  if (!/^\d+$/.test(pid) || !/^\d+$/.test(uid)) throw new Error(`${service}: no program under the container's init (${pid} ${uid})`);
+  // The exec ends with the container: its exit status is of no interest.
+  await docker(['exec', '-u', uid, id, 'sh', '-c', `kill -KILL ${pid}`]).catch(() => undefined);
+  return Number(pid);
 }
 
 /**

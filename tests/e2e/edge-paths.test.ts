@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { BASE_URL, errorCode, firstHeader as one, rawExchange, REPO_ROOT } from '@inflow/test-support';
+import { BASE_URL, errorCode, firstHeader as one, rawExchange, REPO_ROOT, TEST_LABEL } from '@inflow/test-support';
 import { edgeHeaderProblems, nginxImage, openStream, renderedConf, send } from './edge.ts';
 
 // The defaults of nginx.conf, restated.
@@ -29,7 +29,7 @@ t.test('nginx renders its templates with the defaults; a malformed variable stop
     spawnSync(
       'docker',
       [
-        'run', '--rm', '--network', 'none',
+        'run', '--rm', '--label', TEST_LABEL, '--network', 'none',
         ...['web1', 'web2', 'web3'].flatMap((name) => ['--add-host', `${name}:127.0.0.1`]),
         ...Object.entries(variables).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
         '-v', `${join(REPO_ROOT, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,

@@ -6,20 +6,37 @@
  * someone else arriving over the event stream without a reload, and HTML-looking input shown as
  * text, the queue health card. Leaves a screenshot in test-results/page.png.
  *
- * INFLOW_URL set: runs against that stack as it is (no compose up/down).
+ * The browser is the tools image's Chromium (tests/tools/Dockerfile), driven through a Playwright
+ * server in a container on nginx's compose network: it opens the page as http://nginx/, the
+ * service's name there; the test's own requests go to the published port as before.
+ *
+ * INFLOW_URL set: runs against that stack as it is (no compose up/down); INFLOW_E2E_PROJECT
+ * names its compose project, whose nginx the browser reaches.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import t from 'tap';
-import { BASE_URL, down, REPO_ROOT, up, waitFor } from '@inflow/test-support';
+import {
+  BASE_URL,
+  containerId,
+  docker,
+  down,
+  removeContainer,
+  REPO_ROOT,
+  startBrowserServer,
+  up,
+  waitFor,
+} from '@inflow/test-support';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OWN_STACK = process.env['INFLOW_URL'] === undefined;
 const RESULTS = join(REPO_ROOT, 'test-results');
-const origin = new URL(BASE_URL).origin;
+/** The page as the browser, on nginx's network, opens it: by the service's name. */
+const PAGE_URL = 'http://nginx';
+const origin = new URL(PAGE_URL).origin;
 
 let browser: Browser | undefined;
+let browserContainer: string | undefined;
 let page: Page;
 const consoleErrors: string[] = [];
 const foreignRequests: string[] = [];
@@ -51,28 +68,25 @@ async function waitForRow(selector: string, status: string, timeoutMs = 30_000) 
 // page.evaluate takes strings here: the tests are compiled without the DOM library.
 const text = async (locator: ReturnType<Page['locator']>) => ((await locator.textContent()) ?? '').trim();
 
+/** The compose network nginx serves the replicas on (compose names it <project>_edge). */
+async function edgeNetwork(): Promise<string> {
+  const [nginx] = JSON.parse(await docker(['inspect', containerId('nginx')])) as [{ NetworkSettings: { Networks: Record<string, unknown> } }];
+  const network = Object.keys(nginx.NetworkSettings.Networks).find((name) => name.endsWith('_edge'));
+  if (network === undefined) throw new Error('the nginx container is on no *_edge network');
+  return network;
+}
+
 t.before(async () => {
-  // playwright-core drives the system's Chromium (Debian: apt-get install chromium); it cannot
-  // download a browser of its own here.
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
   if (OWN_STACK) {
     down();
     await up();
   }
   mkdirSync(RESULTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
+  // A user opens the page on the loopback address, a secure context (its Cross-Origin-Opener-Policy
+  // applies): so does the browser here, by the service's name.
+  const server = await startBrowserServer(await edgeNetwork(), { secureOrigins: [origin] });
+  browserContainer = server.id;
+  browser = await chromium.connect(server.wsEndpoint, { headers: server.headers, timeout: 120_000 });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, deviceScaleFactor: 1 });
   page = await context.newPage();
   page.on('console', (message) => {
@@ -89,11 +103,12 @@ t.before(async () => {
 
 t.teardown(async () => {
   await browser?.close();
+  if (browserContainer !== undefined) await removeContainer(browserContainer);
   if (OWN_STACK) down();
 });
 
 t.test('the page loads from one replica, with its security headers, and goes live', async (t) => {
-  const response = await page.goto(`${BASE_URL}/`);
+  const response = await page.goto(`${PAGE_URL}/`);
   t.equal(response?.status(), 200);
   const headers = response?.headers() ?? {};
   t.match(headers['content-security-policy'], /default-src 'self'/);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, exec, execIn, PROJECT, REPO_ROOT, runCompose, waitFor } from '@inflow/test-support';
+import { containerId, docker, exec, execIn, PROJECT, REPO_ROOT, runCompose, TEST_LABEL, waitFor } from '@inflow/test-support';
 
 const APPS = ['web1', 'web2', 'web3', 'worker'] as const;
 
@@ -154,7 +154,7 @@ t.test('an empty DB_PASS is refused; an unset one falls back to the local-only d
     const image = (await inspect(service)).Image;
     const run = spawnSync(
       'docker',
-      ['run', '--rm', '--network', 'none', '-e', 'DB_PASS=', '-e', 'DB_HOST=postgres', '-e', 'DB_NAME=inflow', '-e', 'DB_USER=inflow', '-e', 'REDIS_HOST=redis', image],
+      ['run', '--rm', '--label', TEST_LABEL, '--network', 'none', '-e', 'DB_PASS=', '-e', 'DB_HOST=postgres', '-e', 'DB_NAME=inflow', '-e', 'DB_USER=inflow', '-e', 'REDIS_HOST=redis', image],
       { encoding: 'utf8', timeout: 60_000 },
     );
     t.equal(run.status, 78, `${service}'s program exits 78 (EX_CONFIG)`);
@@ -163,7 +163,7 @@ t.test('an empty DB_PASS is refused; an unset one falls back to the local-only d
     t.match(line.msg, /invalid configuration: .*password/i, `${service}: "${line.msg ?? ''}"`);
   }
   const postgresImage = (await inspect('postgres')).Config.Image;
-  const postgres = spawnSync('docker', ['run', '--rm', '--network', 'none', '-e', 'POSTGRES_PASSWORD=', '-e', 'POSTGRES_USER=inflow', postgresImage], {
+  const postgres = spawnSync('docker', ['run', '--rm', '--label', TEST_LABEL, '--network', 'none', '-e', 'POSTGRES_PASSWORD=', '-e', 'POSTGRES_USER=inflow', postgresImage], {
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -8,3 +8,4 @@ export * from './stack.ts';
 export * from './stack-data.ts';
 export * from './wait.ts';
 export * from './worker-logs.ts';
+export * from './tools.ts';

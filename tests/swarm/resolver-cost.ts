@@ -193,7 +193,7 @@ try {
       lines.push(`| ${cells.join(' | ')} |`);
     }
   }
-  lines.push('', `Medians of ${rounds} rounds, ${seconds} s and ${connections} connections each (wrk from the host, through each variant's published port).`);
+  lines.push('', `Medians of ${rounds} rounds, ${seconds} s and ${connections} connections each (wrk from the tools image on the engine's host network, through each variant's published port).`);
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   await tearDown();

@@ -16,6 +16,20 @@ local function cpu_ticks()
   return tonumber(fields[12]) + tonumber(fields[13])
 end
 
+-- The whole machine's busy time in clock ticks (/proc/stat: every state but idle and iowait; the
+-- kernel's, shared by every container), read when the script loads and when the load is done.
+local function machine_ticks()
+  local file = io.open("/proc/stat", "r")
+  if file == nil then return 0 end
+  local line = file:read("*l")
+  file:close()
+  local fields = {}
+  for field in line:gmatch("%d+") do fields[#fields + 1] = tonumber(field) end
+  -- user nice system idle iowait irq softirq steal
+  return fields[1] + fields[2] + fields[3] + fields[6] + fields[7] + fields[8]
+end
+local machine_start = machine_ticks()
+
 local function object(entries)
   local parts = {}
   for key, value in pairs(entries) do parts[#parts + 1] = string.format('"%s":%s', key, value) end
@@ -38,6 +52,7 @@ function summary.done(threads, result, latency)
     errors = object({ connect = errors.connect, read = errors.read, write = errors.write, timeout = errors.timeout, status = errors.status }),
     latencyUs = object({ p50 = latency:percentile(50), p90 = latency:percentile(90), p99 = latency:percentile(99), max = latency.max }),
     cpuTicks = cpu_ticks(),
+    machineTicks = machine_ticks() - machine_start,
   }), "\n")
 end
 

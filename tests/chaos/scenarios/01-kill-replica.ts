@@ -12,7 +12,7 @@ export default defineScenario({
   id: '1',
   name: 'SIGKILL a web replica',
   load: '20 s: 6 GET + 6 POST workers',
-  injected: "docker kill -s KILL web2 at 3 s, docker start at 7 s; web3's node process SIGKILLed from the host at 11 s",
+  injected: "docker kill -s KILL web2 at 3 s, docker start at 7 s; web3's node process SIGKILLed inside its container at 11 s",
   async fault({ load, atLoadTime, note, problem }) {
     await atLoadTime(3_000);
     const web2Before = await containerInfo('web2');
@@ -41,7 +41,7 @@ export default defineScenario({
     await atLoadTime(11_000);
     const web3Before = await containerInfo('web3');
     const pid = await crashProcess('web3');
-    note(`${seconds(load.now())}: SIGKILL to web3's node process (host pid ${pid})`);
+    note(`${seconds(load.now())}: SIGKILL to web3's node process (pid ${pid} in its container)`);
     try {
       const restartedMs = await waitRestartedByDocker('web3', web3Before, 30_000);
       note(`web3 restarted by its restart policy (unless-stopped) ${seconds(restartedMs)} after the kill`);

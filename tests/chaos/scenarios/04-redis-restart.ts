@@ -19,7 +19,7 @@ export default defineScenario({
   id: '4',
   name: 'Redis restarted with a backlog',
   load: '2 GET + 6 POST workers; worker stopped, so every 202 waits in Redis',
-  injected: 'redis-server SIGKILLed from the host (Docker restarts it), then compose stop redis for 5 s and start',
+  injected: 'redis-server SIGKILLed inside its container (Docker restarts it), then compose stop redis for 5 s and start',
   traffic: { getWorkers: 2, postWorkers: 6 },
   before: () => composeStop('worker'),
   async fault({ load, atLoadTime, note }) {

@@ -13,7 +13,7 @@ export default defineScenario({
   name: 'Worker SIGKILLed with entries in flight',
   load: '25 s: 6 POST workers',
   injected:
-    'docker pause postgres at 3 s until at least 10 jobs are active (their INSERTs hang), SIGKILL to the worker process from the host, docker unpause postgres; Docker restarts the worker',
+    'docker pause postgres at 3 s until at least 10 jobs are active (their INSERTs hang), SIGKILL to the worker process inside its container, docker unpause postgres; Docker restarts the worker',
   traffic: { getWorkers: 0, postWorkers: 6 },
   async fault({ load, atLoadTime, note, problem }) {
     await atLoadTime(3_000);
@@ -26,7 +26,7 @@ export default defineScenario({
       const pid = await crashProcess('worker');
       const killedAt = Date.now();
       inFlight = await activeJobIds();
-      note(`${seconds(load.now())}: SIGKILL to the worker (host pid ${pid}) with ${inFlight.length} entries active`);
+      note(`${seconds(load.now())}: SIGKILL to the worker (pid ${pid} in its container) with ${inFlight.length} entries active`);
       await docker(['unpause', idOf('postgres')]);
       await waitRestartedByDocker('worker', before, 60_000);
       const runningAt = Date.now();
