@@ -33,6 +33,7 @@ t.test('nginx renders its templates with the defaults; a malformed variable stop
         ...['web1', 'web2', 'web3'].flatMap((name) => ['--add-host', `${name}:127.0.0.1`]),
         ...Object.entries(variables).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
         '-v', `${join(REPO_ROOT, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,
+        '-v', `${join(REPO_ROOT, 'deploy', 'nginx', 'edge')}:/etc/nginx/edge:ro`,
         '-v', `${join(REPO_ROOT, 'deploy', 'nginx', 'templates')}:/etc/nginx/templates:ro`,
         '-v', `${join(REPO_ROOT, 'deploy', 'nginx', '15-inflow-edge.envsh')}:/docker-entrypoint.d/15-inflow-edge.envsh:ro`,
         image, 'nginx', '-t',
