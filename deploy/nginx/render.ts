@@ -63,7 +63,7 @@ export function errorsConf(): string {
     ['400', unparsableRequest()],
     ['404', notFound()],
     // $edge_allow_words (paths.conf) lists the path's methods as the API's message does.
-    ['405', methodNotAllowed('$request_method', ['$edge_allow_words'])],
+    ['405', methodNotAllowed('$edge_request_method', ['$edge_allow_words'])],
     ['413', payloadTooLarge(BODY_LIMIT_BYTES)],
     ['414', uriTooLong()],
     ['429', rateLimited()],
