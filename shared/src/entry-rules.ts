@@ -14,6 +14,23 @@ export const ENTRY_LIMITS = Object.freeze({
   messageMaxChars: 2000,
 });
 
+/**
+ * A name is one line that reads as what it is. Combining marks (Unicode category M) on one base
+ * character: at most this many in a row. Written languages need few: Vietnamese stacks two on a
+ * vowel even in decomposed form (U+1EC7 = e + U+0323 + U+0302), Thai a vowel and a tone mark,
+ * pointed Hebrew up to three or four (dagesh, vowel point, cantillation); a run longer than four
+ * is "Zalgo" text that spills over the lines around it. (Unicode's stream-safe format, UAX #15,
+ * allows 30, a bound for processing, not for legibility.)
+ */
+export const AUTHOR_MAX_MARKS_PER_BASE = 4;
+
+/** The first run of more than AUTHOR_MAX_MARKS_PER_BASE combining marks in `value`, if any. */
+export const stackedMarks = (value: string): string | undefined =>
+  new RegExp(`\\p{M}{${AUTHOR_MAX_MARKS_PER_BASE + 1},}`, 'u').exec(value)?.[0];
+
+/** Line and paragraph separators (U+2028, U+2029; categories Zl and Zp): a line break by another name. */
+export const LINE_SEPARATORS = /[\p{Zl}\p{Zp}]/u;
+
 /** What is kept of a submitted field: every line ending becomes "\n", then the ends are trimmed. */
 export const normaliseText = (value: string): string => value.replace(/\r\n?/g, '\n').trim();
 

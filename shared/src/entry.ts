@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { codePointLength, ENTRY_LIMITS, normaliseText } from './entry-rules.ts';
+import { AUTHOR_MAX_MARKS_PER_BASE, codePointLength, ENTRY_LIMITS, LINE_SEPARATORS, normaliseText, stackedMarks } from './entry-rules.ts';
 
 // C0 controls, DEL and C1 controls. A message may still hold newlines.
 /* eslint-disable no-control-regex -- matching control characters is the point */
@@ -34,16 +34,18 @@ const FORMAT_CHARS = /\p{Cf}/u;
 
 /** A character the field refuses, and how the refusal reads. */
 interface ForbiddenChars {
-  pattern: RegExp;
+  /** The first refused character (or run of them) in the value, if any. */
+  find: (value: string) => string | undefined;
   /** The end of "<field> must not contain …", given the first character found. */
   describe: (found: string) => string;
 }
 
 const codePointName = (char: string): string => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
-const controls = (pattern: RegExp, what: string): ForbiddenChars => ({ pattern, describe: () => what });
+const matching = (pattern: RegExp) => (value: string) => pattern.exec(value)?.[0];
+const controls = (pattern: RegExp, what: string): ForbiddenChars => ({ find: matching(pattern), describe: () => what });
 const formatChars: ForbiddenChars = {
-  pattern: FORMAT_CHARS,
+  find: matching(FORMAT_CHARS),
   describe: (found) => `invisible formatting characters such as bidi controls or zero-width spaces (found ${codePointName(found)})`,
 };
 
@@ -70,19 +72,29 @@ function textField(name: string, maxChars: number, forbidden: readonly Forbidden
         });
         return;
       }
-      for (const { pattern, describe } of forbidden) {
-        const found = pattern.exec(value);
-        if (found !== null) {
-          ctx.issues.push({ code: 'custom', input: value, message: `${name} must not contain ${describe(found[0])}` });
+      for (const { find, describe } of forbidden) {
+        const found = find(value);
+        if (found !== undefined) {
+          ctx.issues.push({ code: 'custom', input: value, message: `${name} must not contain ${describe(found)}` });
           return;
         }
       }
     });
 }
 
+/** More than AUTHOR_MAX_MARKS_PER_BASE combining marks in a row (entry-rules.ts says why that many). */
+const stackedMarksRule: ForbiddenChars = {
+  find: stackedMarks,
+  describe: (found) => `more than ${AUTHOR_MAX_MARKS_PER_BASE} combining marks on one character (found ${Array.from(found).length} in a row)`,
+};
+
+// **author** is one line that reads as what it is: no line or paragraph separators (U+2028,
+// U+2029; control characters are refused already), no stack of combining marks.
 export const authorSchema = textField('author', ENTRY_LIMITS.authorMaxChars, [
   controls(CONTROL_CHARS, 'control characters'),
+  { find: matching(LINE_SEPARATORS), describe: (found) => `line or paragraph separators: a name is one line (found ${codePointName(found)})` },
   formatChars,
+  stackedMarksRule,
 ]);
 export const messageSchema = textField('message', ENTRY_LIMITS.messageMaxChars, [
   controls(CONTROL_CHARS_EXCEPT_NEWLINE, 'control characters other than newline'),

@@ -104,12 +104,27 @@ export const idempotencyKeyReused = () =>
     { field: 'Idempotency-Key' },
   );
 
+export const uriTooLong = () => new HttpError(414, 'uri_too_long', 'the URL is too long');
+
+/** nginx's answer when an address is over its rate or one of its bounds on requests in progress. */
+export const rateLimited = () =>
+  new HttpError(429, 'rate_limited', 'too many requests from this address; slow down and retry', { headers: { 'Retry-After': '1' } });
+
 export const headersTooLarge = () => new HttpError(431, 'headers_too_large', 'the request headers are too large');
 
-// 500, 503
+/** A request line without an HTTP version: nginx answers it (deploy/nginx/edge/paths.conf). */
+export const http09NotSupported = () => new HttpError(400, 'bad_request', 'HTTP/0.9 is not supported: send an HTTP/1.1 request line');
+
+// 500, 502, 503
 
 /** Anything unexpected. The details go to the log only. */
 export const internalError = () => new HttpError(500, 'internal_error', 'internal server error');
+
+/** nginx's answer when no API replica answered (a refused connection, a timeout). */
+export const badGateway = () =>
+  new HttpError(502, 'bad_gateway', 'no API replica answered; if this was a POST, retry it with the same Idempotency-Key', {
+    headers: { 'Retry-After': '1' },
+  });
 
 // A 503 the client should retry in a second; `cause` is for the log only.
 const retryShortly = (code: string, message: string, cause?: unknown) =>

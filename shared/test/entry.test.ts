@@ -247,3 +247,25 @@ t.test('describeIssue', async (t) => {
   if (!unknown.success) t.same(describeIssue(unknown.error), { field: 'b', message: 'unknown field "b"' }, 'the first unknown key');
   t.same(describeIssue(new z.ZodError([])), { field: 'body', message: 'invalid input' }, 'no issue at all');
 });
+
+// Issue 20: names are one line that reads as what it is.
+t.test('author: no line or paragraph separators, at most 4 combining marks on one character; message keeps its rules', async (t) => {
+  const author = (value: string) => newEntrySchema.safeParse({ author: value, message: 'm' });
+  for (const separator of ['\u2028', '\u2029']) {
+    const result = author(`ann${separator}bob`);
+    t.notOk(result.success, `U+${separator.codePointAt(0)?.toString(16).toUpperCase() ?? ''} refused in author`);
+    t.match(result.error?.issues[0]?.message, /^author must not contain line or paragraph separators: a name is one line \(found U\+202[89]\)$/);
+    t.ok(newEntrySchema.safeParse({ author: 'ann', message: `a${separator}b` }).success, 'kept in message');
+  }
+  const zalgo = `Z${'\u0301'.repeat(79)}`;
+  const refused = author(zalgo);
+  t.notOk(refused.success, '79 combining marks on one letter: refused');
+  t.match(refused.error?.issues[0]?.message, /^author must not contain more than 4 combining marks on one character \(found 79 in a row\)$/);
+  t.notOk(author(`a${'\u0301'.repeat(5)}`).success, '5 in a row: refused');
+  t.ok(author(`a${'\u0301'.repeat(4)}`).success, '4 in a row: kept');
+  // Real names: Vietnamese decomposed (2 marks), pointed Hebrew (3), Devanagari, Thai.
+  for (const name of ['Nguye\u0323\u0302n', 'Tr\u1EA7n', '\u05E9\u05BC\u05B8\u0591\u05DC\u05D5\u05B9\u05DD', '\u0926\u0947\u0935\u0928\u093E\u0917\u0930\u0940', '\u0E2A\u0E21\u0E0A\u0E32\u0E22']) {
+    t.ok(author(name).success, `${name}: kept`);
+  }
+  t.ok(newEntrySchema.safeParse({ author: 'ann', message: zalgo }).success, 'message keeps its rules: marks are text there');
+});

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { notFound } from '@inflow/shared';
 import express, { Router } from 'express';
@@ -42,5 +42,9 @@ export function pageRoutes(deps: { publicDir: string; instanceId: string }): Rou
       },
     }),
   );
+  // The static files answer other methods as every route does: 405 with Allow (express.static
+  // passes anything but GET and HEAD on).
+  const files = existsSync(deps.publicDir) ? readdirSync(deps.publicDir, { withFileTypes: true }).filter((entry) => entry.isFile()) : [];
+  for (const file of files) router.all(`/${file.name}`, allowOnly('GET'));
   return router;
 }
