@@ -1,3 +1,4 @@
+import { describeDatabaseRefusal } from './database-errors.ts';
 import { TimeoutError } from './timeout.ts';
 
 /** A dependency a process needs to do its work, and how to tell that it answers. */
@@ -71,7 +72,9 @@ export class CheckFailure extends Error {
  * - a CheckFailure: its message, written for this;
  * - a socket error: its meaning (`connection refused`), from the code, not from the message;
  * - a TimeoutError (withTimeout gave up): `no answer within 2000 ms`;
- * - an SQLSTATE (PostgreSQL's five-character code): `PostgreSQL error 57P03`;
+ * - an SQLSTATE of a database that refuses to serve (database-errors.ts, describeDatabaseRefusal):
+ *   `PostgreSQL refuses: password authentication failed (28P01)`;
+ * - any other SQLSTATE (PostgreSQL's five-character code): `PostgreSQL error 57P03`;
  * - any other code: `error ERR_SOMETHING`; anything else: `check failed (see the log)`.
  */
 export function describeCheckFailure(error: unknown): string {
@@ -80,6 +83,8 @@ export function describeCheckFailure(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (/^E[A-Z_]+$/.test(code)) return SOCKET_ERRORS[code] ?? `error ${code}`;
+    const refusal = describeDatabaseRefusal(error);
+    if (refusal !== undefined) return `PostgreSQL refuses: ${refusal.description} (${refusal.sqlstate})`;
     if (/^[0-9A-Z]{5}$/.test(code)) return `PostgreSQL error ${code}`;
     if (/^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return `error ${code}`;
   }

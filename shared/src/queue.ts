@@ -24,9 +24,11 @@ export type EntryJob = z.output<typeof entryJobSchema>;
 
 /**
  * How often an entry is tried when persisting it fails for an unknown reason (a bug, not an
- * outage). Attempts are NOT spent while PostgreSQL is unreachable: the worker then stops taking
- * jobs until the database answers (apps/worker/src/entries/database-gate.ts), however long that
- * takes, and an entry the database refuses fails at once. So this budget bounds only the
+ * outage). Attempts are NOT spent while PostgreSQL is unreachable or refuses the worker as
+ * configured (a password, read-only, a missing table or privilege: database-errors.ts): the
+ * worker then stops taking jobs until the database takes writes
+ * (apps/worker/src/entries/database-gate.ts), however long that takes, and an entry the
+ * database refuses fails at once. So this budget bounds only the
  * retries of errors nobody anticipated; an entry that exhausts it waits in the failed set for
  * a replay (npm run entries:replay).
  */

@@ -80,16 +80,19 @@ function replay(args: readonly string[]): Promise<{ code: number | null; lines: 
 }
 
 t.test('a job that exhausts its attempts shows failed with the last reason, and a replay persists it', async (t) => {
-  // Not an outage (that spends no attempt, see postgres-down.test.ts): the table is missing, an
-  // error no retry policy anticipates (SQLSTATE 42P01).
-  await stack.pg.query('ALTER TABLE entries RENAME TO entries_away');
+  // Neither an outage nor the database refusing the worker (those spend no attempt, see
+  // postgres-down.test.ts and database-refuses.test.ts): a trigger raises an error of no known
+  // class (SQLSTATE P0001), as a bug would.
+  await stack.pg.query("CREATE FUNCTION inflow_test_bug() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'a bug nobody anticipated'; END $$");
+  await stack.pg.query('CREATE TRIGGER inflow_test_bug BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION inflow_test_bug()');
   const id = randomUUID();
   // Few, quick attempts, so the test need not wait out the production backoff.
   await queue.add(PERSIST_ENTRY_JOB, validPayload(id), { ...entryJobOptions(id, { attempts: 3, delayMs: 100 }) });
   await waitFor(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail for good' });
   const retries = worker.logs.filter((line) => line['entryId'] === id && line.msg === 'entry attempt failed, will retry');
   t.equal(retries.length, 2, 'two retries were logged before giving up');
-  await stack.pg.query('ALTER TABLE entries_away RENAME TO entries');
+  await stack.pg.query('DROP TRIGGER inflow_test_bug ON entries');
+  await stack.pg.query('DROP FUNCTION inflow_test_bug()');
   const failed = await waitForEntryStatus(api.url, id, 'failed', 15_000);
   // Clients read a sentence of the API's own; the database's text is for the operator.
   t.match(failed, { status: 'failed', id, failedReason: 'the entry could not be stored', attemptsMade: 3 });
@@ -98,7 +101,7 @@ t.test('a job that exhausts its attempts shows failed with the last reason, and 
   const listed = await replay(['--list']);
   t.equal(listed.code, 0, listed.stderr);
   const record = listed.lines.find((line) => line['id'] === id);
-  t.match(record, { id, failedReason: /relation "entries" does not exist/, attemptsMade: 3 }, '--list shows it with its reason');
+  t.match(record, { id, failedReason: /a bug nobody anticipated/, attemptsMade: 3 }, '--list shows it with its reason');
 
   const replayed = await replay([id]);
   t.equal(replayed.code, 0, replayed.stderr);
@@ -113,14 +116,16 @@ t.test('a job that exhausts its attempts shows failed with the last reason, and 
 });
 
 t.test('replay --all replays every failed entry, once each', async (t) => {
-  await stack.pg.query('ALTER TABLE entries RENAME TO entries_away');
+  await stack.pg.query("CREATE FUNCTION inflow_test_bug() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'a bug nobody anticipated'; END $$");
+  await stack.pg.query('CREATE TRIGGER inflow_test_bug BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION inflow_test_bug()');
   const ids = Array.from({ length: 3 }, () => randomUUID());
   for (const id of ids) await queue.add(PERSIST_ENTRY_JOB, validPayload(id), entryJobOptions(id, { attempts: 1, delayMs: 100 }));
   await waitFor(async () => (await Promise.all(ids.map((id) => queue.getJobState(id)))).every((state) => state === 'failed'), {
     timeoutMs: 20_000,
     what: 'the jobs to fail',
   });
-  await stack.pg.query('ALTER TABLE entries_away RENAME TO entries');
+  await stack.pg.query('DROP TRIGGER inflow_test_bug ON entries');
+  await stack.pg.query('DROP FUNCTION inflow_test_bug()');
   const before = await stack.countRows();
   const result = await replay(['--all']);
   t.equal(result.code, 0, result.stderr);

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import {
+  CheckFailure,
   createDatabase,
   createLogger,
   createMetricsRegistry,
@@ -32,7 +33,11 @@ const entryWorker = createEntryWorker({
   metrics,
 });
 const { worker } = entryWorker;
-metrics.watchState(() => ({ databaseAvailable: entryWorker.gate.open, consuming: worker.isRunning() }));
+metrics.watchState(() => ({
+  databaseAvailable: entryWorker.gate.open,
+  databaseRefusal: entryWorker.gate.outage?.refusal?.cause,
+  consuming: worker.isRunning(),
+}));
 
 const health = createHealthServer({
   instanceId: config.instanceId,
@@ -49,7 +54,10 @@ const health = createHealthServer({
         const { outage } = entryWorker.gate;
         if (!worker.isRunning()) return Promise.reject(new Error('the worker is not consuming'));
         if (outage !== undefined) {
-          return Promise.reject(new Error(`waiting for the database since ${outage.since.toISOString()}: no job is taken until PostgreSQL answers`));
+          // The reason is written for readers (the gate's describeCheckFailure); the error itself is in the log.
+          return Promise.reject(
+            new CheckFailure(`waiting for the database since ${outage.since.toISOString()}: ${outage.reason}; no job is taken until PostgreSQL takes writes`),
+          );
         }
         return Promise.resolve();
       },

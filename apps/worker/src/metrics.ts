@@ -1,10 +1,12 @@
-import type { Registry } from '@inflow/shared';
+import { DATABASE_REFUSAL_CAUSES, type DatabaseRefusalCause, type Registry } from '@inflow/shared';
 import { Counter, Gauge, Histogram } from 'prom-client';
 
 /** What the worker's state gauges read at scrape time. */
 export interface WorkerState {
   /** The DatabaseGate is open: PostgreSQL takes writes. */
   databaseAvailable: boolean;
+  /** While the gate is closed because PostgreSQL refuses the worker as configured: what it refuses. */
+  databaseRefusal: DatabaseRefusalCause | undefined;
   /** The BullMQ worker is running (consuming jobs). */
   consuming: boolean;
 }
@@ -47,7 +49,9 @@ export class WorkerMetrics {
 
   /**
    * Registers inflow_worker_database_available (the DatabaseGate, 1 open / 0 waiting for the
-   * database) and inflow_worker_ready (1 when consuming with the gate open), read at scrape time.
+   * database), inflow_worker_database_refusal (by cause: 1 while the gate waits because
+   * PostgreSQL refuses the worker as configured) and inflow_worker_ready (1 when consuming with
+   * the gate open), read at scrape time.
    */
   watchState(state: () => WorkerState): void {
     new Gauge({
@@ -56,6 +60,18 @@ export class WorkerMetrics {
       registers: [this.registry],
       collect() {
         this.set(state().databaseAvailable ? 1 : 0);
+      },
+    });
+    // Every cause has its series at all times (0 or 1), so a rule never sees one appear or go
+    // stale, and the alert can name the cause (deploy/prometheus/alerts.yml).
+    new Gauge({
+      name: 'inflow_worker_database_refusal',
+      help: '1 for the cause while PostgreSQL refuses the worker as configured (authentication, read_only, database, schema, privilege) and the worker waits; else 0',
+      labelNames: ['cause'] as const,
+      registers: [this.registry],
+      collect() {
+        const refusal = state().databaseRefusal;
+        for (const cause of DATABASE_REFUSAL_CAUSES) this.set({ cause }, refusal === cause ? 1 : 0);
       },
     });
     new Gauge({

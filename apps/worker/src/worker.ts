@@ -1,4 +1,4 @@
-import { ENTRIES_QUEUE, type DatabaseHandle, type Logger } from '@inflow/shared';
+import { ENTRIES_QUEUE, withTimeout, type DatabaseHandle, type Logger } from '@inflow/shared';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DatabaseGate } from './entries/database-gate.ts';
@@ -25,6 +25,8 @@ const STALLED_INTERVAL_MS = 2_000;
 const MAX_STALLED_COUNT = Number.MAX_SAFE_INTEGER;
 /** While the database is unavailable: how long each pause lasts, and how often it is probed. */
 const DATABASE_WAIT_MS = 1_000;
+/** How long the gate's probe waits for PostgreSQL's answer. */
+const DATABASE_PROBE_TIMEOUT_MS = 2_000;
 
 export interface EntryWorkerOptions {
   /** Owned by the caller; BullMQ duplicates it for its blocking connection. */
@@ -59,7 +61,12 @@ export function createEntryWorker(options: EntryWorkerOptions): EntryWorker {
     return inserted;
   };
   const batcher = new EntryBatcher(insertMany, { maxBatch: 100, maxConcurrentWrites: 2 });
-  const gate = new DatabaseGate({ ping: () => options.database.ping(), probeIntervalMs: DATABASE_WAIT_MS, logger: log });
+  // The probe does what a write needs (a SELECT 1 passes on a read-only standby).
+  const gate = new DatabaseGate({
+    probe: () => withTimeout(repository.probeWrite(), DATABASE_PROBE_TIMEOUT_MS, 'PostgreSQL did not answer'),
+    probeIntervalMs: DATABASE_WAIT_MS,
+    logger: log,
+  });
   // Queue.rateLimit pauses fetching for every worker of the queue, which is right: they share
   // the database.
   const queue = new Queue(ENTRIES_QUEUE, { connection: options.redis });

@@ -10,7 +10,8 @@ import type { EntryBatcher } from './entry-batcher.ts';
  * database error from shared's classifyDatabaseError.
  *
  * What becomes of a job whose write fails:
- * - the database is unavailable: the gate closes, and the job goes back to the queue with no
+ * - the database is unavailable or refuses the worker as configured (a password, read-only, a
+ *   missing table or privilege): the gate closes, and the job goes back to the queue with no
  *   attempt spent (BullMQ's manual rate limit: `pauseQueue`, then RateLimitError). Every worker
  *   of the queue stops fetching for `pauseMs`, and again until the gate opens;
  * - the database refused the row: the job fails for good at once (UnrecoverableError);
@@ -54,6 +55,7 @@ export function createEntryProcessor(deps: {
     } catch (error) {
       switch (classifyDatabaseError(error)) {
         case 'unavailable':
+        case 'misconfigured':
           deps.gate.close(error);
           return handBack();
         case 'refused':

@@ -26,8 +26,28 @@ export class EntriesRepository {
    */
   async insertMany(rows: readonly NewEntryRow[]): Promise<InsertedEntry[]> {
     if (rows.length === 0) return [];
+    const inserted = await this.#insert(rows);
+    return inserted.rows.map((row) => ({
+      id: row.id,
+      queueLatencyMs: row.persisted_at.getTime() - row.created_at.getTime(),
+    }));
+  }
+
+  /**
+   * Rejects with PostgreSQL's own error when the database would refuse insertMany for its own
+   * sake, and writes nothing: the same INSERT with no rows. PostgreSQL still logs in, parses it
+   * against the table and its columns, checks the INSERT privilege and refuses it in a read-only
+   * transaction (a standby, default_transaction_read_only) before it looks at a row, which a
+   * `select 1` does not. The DatabaseGate's probe.
+   * https://www.postgresql.org/docs/current/hot-standby.html (what a standby refuses)
+   */
+  async probeWrite(): Promise<void> {
+    await this.#insert([]);
+  }
+
+  #insert(rows: readonly NewEntryRow[]) {
     const column = <K extends keyof NewEntryRow>(name: K) => rows.map((row) => row[name]);
-    const inserted = await sql<{ id: string; created_at: Date; persisted_at: Date }>`
+    return sql<{ id: string; created_at: Date; persisted_at: Date }>`
       INSERT INTO entries (id, author, message, accepted_by, persisted_by, created_at)
       SELECT * FROM unnest(
         ${column('id')}::uuid[], ${column('author')}::text[], ${column('message')}::text[],
@@ -36,9 +56,5 @@ export class EntriesRepository {
       ON CONFLICT (id) DO NOTHING
       RETURNING id, created_at, persisted_at
     `.execute(this.#db);
-    return inserted.rows.map((row) => ({
-      id: row.id,
-      queueLatencyMs: row.persisted_at.getTime() - row.created_at.getTime(),
-    }));
   }
 }

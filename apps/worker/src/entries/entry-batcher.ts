@@ -65,8 +65,8 @@ export class EntryBatcher {
     try {
       settle(batch, await this.#insertMany(batch.map((pending) => pending.row)));
     } catch (error) {
-      // The database is out of reach: no row is to blame, and retrying each alone would only
-      // spend a connection timeout per row.
+      // The database is out of reach or refuses the worker: no row is to blame, and retrying
+      // each alone would only spend a connection (or a timeout) per row.
       if (batch.length === 1 || isDatabaseUnavailable(error)) {
         for (const pending of batch) pending.reject(error);
         return;
