@@ -271,12 +271,6 @@ t.test('the result is frozen, nested objects included', async (t) => {
     t.ok(Object.isFrozen(config), `${service}: config frozen`);
     t.ok(Object.isFrozen(config.redis), `${service}: redis frozen`);
     t.ok(Object.isFrozen(config.db), `${service}: db frozen`);
-    t.throws(() => {
-      config.logLevel = 'trace';
-    }, TypeError);
-    t.throws(() => {
-      (config.db as { password: string }).password = 'other';
-    }, TypeError);
   }
 });
 

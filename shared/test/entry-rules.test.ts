@@ -1,5 +1,5 @@
 import t from 'tap';
-import { codePointLength, ENTRY_STATUSES, isEntryStatus, normaliseText } from '../src/entry-rules.ts';
+import { codePointLength, isEntryStatus, normaliseText } from '../src/entry-rules.ts';
 
 t.test('normaliseText makes every line ending "\\n", then trims', async (t) => {
   t.equal(normaliseText('  a\r\nb\rc\nd \t'), 'a\nb\nc\nd');
@@ -15,8 +15,6 @@ t.test('codePointLength counts code points, not UTF-16 units', async (t) => {
 });
 
 t.test('the states of an entry', async (t) => {
-  t.same(ENTRY_STATUSES, ['queued', 'processing', 'failed', 'persisted']);
-  t.ok(Object.isFrozen(ENTRY_STATUSES));
-  for (const status of ENTRY_STATUSES) t.ok(isEntryStatus(status), status);
+  for (const status of ['queued', 'processing', 'failed', 'persisted']) t.ok(isEntryStatus(status), status);
   for (const other of ['done', 'Queued', '', undefined, null, 3, ['queued']]) t.notOk(isEntryStatus(other), String(other));
 });

@@ -4,6 +4,7 @@ export * from './http.ts';
 export * from './ports.ts';
 export * from './processes.ts';
 export * from './services.ts';
+export * from './sse.ts';
 export * from './stack.ts';
 export * from './stack-data.ts';
 export * from './wait.ts';

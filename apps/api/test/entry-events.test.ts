@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@inflow/shared';
+import { openEventStream, waitFor, type EventStream } from '@inflow/test-support';
 import t from 'tap';
 import { EntryEvents, type EntryUpdate, type StatusChange } from '../src/events/entry-events.ts';
 
@@ -63,55 +64,15 @@ async function harness(t: { teardown: (fn: () => unknown) => void }, options: { 
   };
 }
 
-/** Reads the raw stream text until it ends. */
-async function read(url: string) {
-  const controller = new AbortController();
-  const response = await fetch(url, { signal: controller.signal });
-  let text = '';
-  const ended = (async () => {
-    if (response.body === null) return;
-    try {
-      for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) text += chunk;
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    response,
-    text: () => text,
-    ended,
-    close: () => {
-      controller.abort();
-    },
-    messages: () =>
-      text
-        .split('\n\n')
-        .filter((block) => block.includes('data: '))
-        .map((block) => ({
-          event: /^event: (.*)$/m.exec(block)?.[1],
-          data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as { entries?: EntryUpdate[]; dropped?: number },
-        })),
-  };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Waits for a condition rather than a fixed time, so a loaded machine cannot fail the test. */
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = (condition: () => boolean, what: string) => waitFor(condition, { timeoutMs: 30_000, what, intervalMs: 5 });
 
-const entriesMessages = (client: { messages: () => { event: string | undefined; data: { entries?: EntryUpdate[]; dropped?: number } }[] }) =>
-  client.messages().filter((m) => m.event === 'entries');
+const entriesMessages = (client: EventStream) => client.dataOf<{ entries?: EntryUpdate[]; dropped?: number }>('entries');
 
 t.test('coalesces changes per entry and flushes them together', async (t) => {
   const h = await harness(t);
   t.equal(h.subscribed(), 0, 'no subscription before the first client');
-  const client = await read(h.url);
+  const client = await openEventStream(h.url);
   t.teardown(client.close);
   t.equal(client.response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   await until(() => h.subscribed() === 1 && client.text().includes('event: hello'), 'the subscription and the hello');
@@ -127,19 +88,19 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
   // A marker noted after that message: it is sent with the next flush, so anything else still
   // pending from the interval would come before it or with it.
   h.emit('marker', { status: 'queued' });
-  await until(() => entriesMessages(client).some((m) => m.data.entries?.some((entry) => entry.id === 'marker') === true), 'the marker');
+  await until(() => entriesMessages(client).some((m) => m.entries?.some((entry) => entry.id === 'marker') === true), 'the marker');
   const entries = entriesMessages(client);
   t.equal(entries.length, 2, 'one message for the whole interval, then the marker');
-  t.same(entries[0]?.data, {
+  t.same(entries[0], {
     entries: [
       { id: 'a', author: 'author of a', status: 'persisted' },
       { id: 'b', author: 'author of b', status: 'queued' },
     ],
     dropped: 0,
   });
-  t.same(entries[1]?.data, { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 }, 'nothing of the interval sent again');
+  t.same(entries[1], { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 }, 'nothing of the interval sent again');
 
-  const second = await read(h.url);
+  const second = await openEventStream(h.url);
   t.teardown(second.close);
   await until(() => h.events.clients === 2, 'the second client');
   t.equal(h.subscribed(), 1, 'one subscription per process, whatever the clients');
@@ -148,21 +109,21 @@ t.test('coalesces changes per entry and flushes them together', async (t) => {
 
 t.test('caps a message and counts what did not fit', async (t) => {
   const h = await harness(t, { maxPerFlush: 10 });
-  const client = await read(h.url);
+  const client = await openEventStream(h.url);
   t.teardown(client.close);
   await until(() => h.events.clients === 1, 'the client');
   for (let i = 0; i < 25; i += 1) h.emit(`id-${String(i)}`, { status: 'queued' });
   h.emit('id-3', { status: 'processing' }); // already pending: updated, not dropped
   await until(() => entriesMessages(client).length > 0, 'the entries message');
   const [message] = entriesMessages(client);
-  t.equal(message?.data.entries?.length, 10, 'ten entries');
-  t.equal(message?.data.dropped, 15, 'fifteen dropped');
-  t.equal(message?.data.entries?.find((entry) => entry.id === 'id-3')?.status, 'processing');
+  t.equal(message?.entries?.length, 10, 'ten entries');
+  t.equal(message?.dropped, 15, 'fifteen dropped');
+  t.equal(message?.entries?.find((entry) => entry.id === 'id-3')?.status, 'processing');
 });
 
 t.test('does nothing per event while no client listens', async (t) => {
   const h = await harness(t);
-  const client = await read(h.url);
+  const client = await openEventStream(h.url);
   await until(() => h.events.clients === 1, 'the client');
   client.close();
   await client.ended;
@@ -172,18 +133,18 @@ t.test('does nothing per event while no client listens', async (t) => {
   t.equal(h.described.length, 0, 'no batch was read');
   // A new client, then a marker: had the events above been kept, they would be read with it
   // (or before it), so the first batch read must hold the marker alone.
-  const next = await read(h.url);
+  const next = await openEventStream(h.url);
   t.teardown(next.close);
   await until(() => h.events.clients === 1, 'the next client');
   h.emit('marker', { status: 'queued' });
   await until(() => entriesMessages(next).length > 0, 'the marker message');
   t.same(h.described, [new Map([['marker', { status: 'queued' }]])], 'no batch was read for the events without a client');
-  t.same(entriesMessages(next)[0]?.data, { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 });
+  t.same(entriesMessages(next)[0], { entries: [{ id: 'marker', author: 'author of marker', status: 'queued' }], dropped: 0 });
 });
 
 t.test('sends a heartbeat comment', async (t) => {
   const h = await harness(t, { heartbeatMs: 40 });
-  const client = await read(h.url);
+  const client = await openEventStream(h.url);
   t.teardown(client.close);
   await until(() => /\n: heartbeat\n\n/.test(client.text()), 'a heartbeat');
   t.match(client.text(), /\n: heartbeat\n\n/);
@@ -191,7 +152,7 @@ t.test('sends a heartbeat comment', async (t) => {
 
 t.test('endStreams ends every stream and refuses new ones', async (t) => {
   const h = await harness(t);
-  const clients = await Promise.all([read(h.url), read(h.url)]);
+  const clients = await Promise.all([openEventStream(h.url), openEventStream(h.url)]);
   await until(() => h.events.clients === 2, 'both clients');
   t.equal(h.events.clients, 2);
   t.equal(h.events.closed, false);

@@ -3,36 +3,24 @@
  * GET /api/events serves at most EVENTS_MAX_STREAMS at once (maxClients); the next is answered
  * 503 too_many_streams, which nginx retries on another replica, and a freed slot is reused.
  */
-import { get as httpGet, type ClientRequest, type IncomingMessage } from 'node:http';
-import { waitFor, type Teardown } from '@inflow/test-support';
+import { openEventStream, waitFor, type EventStream, type Teardown } from '@inflow/test-support';
 import t from 'tap';
 import { pauseRedis, startRealApp, startServers } from './utils/real-app.ts';
 
 // One PostgreSQL and Redis for the file; each test its own app, for its own EVENTS_MAX_STREAMS.
 const servers = await startServers(t);
 
-interface Opened {
-  status: number;
-  body: string;
-  headers: IncomingMessage['headers'];
-  close: () => void;
+/** GET /api/events: resolves once the headers arrived; closed by the test's teardown. */
+async function open(t: Teardown, url: string): Promise<EventStream> {
+  const stream = await openEventStream(`${url}/api/events`);
+  t.teardown(stream.close);
+  return stream;
 }
 
-/** GET /api/events: resolves with the status once the headers (and, for an error, the body) arrived. */
-function open(url: string): Promise<Opened> {
-  return new Promise((resolve, reject) => {
-    const req: ClientRequest = httpGet(`${url}/api/events`, { agent: false }, (res) => {
-      const close = () => req.destroy();
-      if (res.statusCode === 200) {
-        resolve({ status: 200, body: '', headers: res.headers, close });
-        return;
-      }
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body, headers: res.headers, close }); });
-    });
-    req.on('error', reject);
-  });
+/** The error body of a refused stream (it ends at once). */
+async function errorOf(stream: EventStream): Promise<unknown> {
+  await stream.ended;
+  return JSON.parse(stream.text()) as unknown;
 }
 
 /** The real app with a cap of `maxClients` streams; `h.events` is its EntryEvents. */
@@ -45,28 +33,24 @@ const until = (condition: () => boolean, what: string) => waitFor(condition, { t
 
 t.test('the stream after the last allowed one: 503 too_many_streams; a freed slot is reused', async (t) => {
   const h = await harness(t, 3);
-  const streams = [await open(h.url), await open(h.url), await open(h.url)];
-  t.teardown(() => {
-    for (const stream of streams) stream.close();
-  });
-  t.same(streams.map((s) => s.status), [200, 200, 200]);
+  const streams = [await open(t, h.url), await open(t, h.url), await open(t, h.url)];
+  t.same(streams.map((s) => s.response.status), [200, 200, 200]);
   t.equal(h.events.clients, 3);
   t.ok(h.events.full);
 
-  const refused = await open(h.url);
-  t.equal(refused.status, 503);
-  t.same(JSON.parse(refused.body), {
+  const refused = await open(t, h.url);
+  t.equal(refused.response.status, 503);
+  t.same(await errorOf(refused), {
     error: { code: 'too_many_streams', message: 'this instance serves as many event streams as it can; reconnect in a few seconds' },
   });
-  t.equal(refused.headers['retry-after'], '5');
-  t.equal(refused.headers['x-instance-id'], 'api-test');
+  t.equal(refused.response.headers.get('retry-after'), '5');
+  t.equal(refused.response.headers.get('x-instance-id'), 'api-test');
   t.equal(h.events.clients, 3, 'the refused one holds nothing');
 
   streams[0]?.close();
   await until(() => h.events.clients === 2, 'the first stream to go');
-  const again = await open(h.url);
-  streams.push(again);
-  t.equal(again.status, 200, 'its slot is free again');
+  const again = await open(t, h.url);
+  t.equal(again.response.status, 200, 'its slot is free again');
 });
 
 t.test('a burst while the first subscription is slow cannot pass the cap', async (t) => {
@@ -76,24 +60,22 @@ t.test('a burst while the first subscription is slow cannot pass the cap', async
   // The subscription's first read waits while Redis holds every command: the burst arrives
   // while the first stream is still connecting.
   await pauseRedis(h, 300);
-  const burst = await Promise.all(Array.from({ length: 12 }, () => open(h.url)));
-  t.teardown(() => {
-    for (const stream of burst) stream.close();
-  });
-  const statuses = burst.map((s) => s.status).sort();
+  const burst = await Promise.all(Array.from({ length: 12 }, () => open(t, h.url)));
+  const statuses = burst.map((s) => s.response.status).sort();
   t.same(statuses, [200, 200, 200, 200, 503, 503, 503, 503, 503, 503, 503, 503], 'four streams, eight refusals');
-  t.ok(burst.filter((s) => s.status === 503).every((s) => (JSON.parse(s.body) as { error: { code: string } }).error.code === 'too_many_streams'));
+  const refusals = await Promise.all(burst.filter((s) => s.response.status === 503).map(errorOf));
+  t.ok(refusals.every((body) => (body as { error: { code: string } }).error.code === 'too_many_streams'));
   await until(() => h.events.clients === 4, 'the four clients');
 });
 
 t.test('while draining: 503 shutting_down, not too_many_streams', async (t) => {
   const h = await harness(t, 1);
   h.deps.drainState.draining = true;
-  const refused = await open(h.url);
-  t.equal(refused.status, 503);
-  t.match(JSON.parse(refused.body), { error: { code: 'shutting_down' } });
+  const refused = await open(t, h.url);
+  t.equal(refused.response.status, 503);
+  t.match(await errorOf(refused), { error: { code: 'shutting_down' } });
   h.deps.drainState.draining = false;
   h.events.endStreams();
-  const closed = await open(h.url);
-  t.match(JSON.parse(closed.body), { error: { code: 'shutting_down' } }, 'nor once the streams were ended');
+  const closed = await open(t, h.url);
+  t.match(await errorOf(closed), { error: { code: 'shutting_down' } }, 'nor once the streams were ended');
 });
