@@ -36,9 +36,9 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export const TEST_LABEL = 'org.inflow.test';
-export const OWNER_PID_LABEL = 'org.inflow.test.owner-pid';
-export const OWNER_HOST_LABEL = 'org.inflow.test.owner-host';
+const TEST_LABEL = 'org.inflow.test';
+const OWNER_PID_LABEL = 'org.inflow.test.owner-pid';
+const OWNER_HOST_LABEL = 'org.inflow.test.owner-host';
 
 /** The labels of everything this process starts. */
 export function ownerLabels(): Record<string, string> {
