@@ -1,4 +1,5 @@
 export * from './compose.ts';
+export * from './containers.ts';
 export * from './contract.ts';
 export * from './http.ts';
 export * from './ports.ts';

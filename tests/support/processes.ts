@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
-import { REPO_ROOT, type Teardown } from './services.ts';
+import type { Teardown } from './containers.ts';
+import { REPO_ROOT } from './services.ts';
 import { waitFor } from './wait.ts';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };

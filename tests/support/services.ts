@@ -1,211 +1,158 @@
 /**
- * Real PostgreSQL and Redis servers for tests, started from the host's binaries (Debian's
- * postgresql and redis-server packages) on free loopback ports, in temporary directories that
- * are removed afterwards. Each test file gets its own, so a test may stop or restart them.
+ * Real PostgreSQL and Redis servers for tests: one container each per call, from the stack's own
+ * images (POSTGRES_IMAGE, REDIS_IMAGE, as docker-compose.yml), removed when the test ends. Each
+ * test file gets its own, so a test may stop, restart or pause them; they keep their address
+ * (127.0.0.1 and a fixed port) across a restart. How they are started and cleaned up:
+ * containers.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { freePort } from './ports.ts';
-import { waitFor } from './wait.ts';
+import { startServiceContainer, type ServiceContainer, type Teardown } from './containers.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 
-/** Something a test must clean up; tap's `t.teardown` takes these. */
-export interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+/** The defaults of docker-compose.yml. */
+const POSTGRES_IMAGE = process.env['POSTGRES_IMAGE'] ?? 'postgres:15-bookworm';
+const REDIS_IMAGE = process.env['REDIS_IMAGE'] ?? 'redis:7-bookworm';
 
-/** PostgreSQL refuses to run as root: drop to the `postgres` user that Debian's package made. */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((entry) => entry.startsWith('postgres:'));
-  const [, , uid, gid] = line?.split(':') ?? [];
-  if (uid === undefined || gid === undefined) {
-    throw new Error('running as root needs a "postgres" user to run PostgreSQL (apt-get install postgresql)');
-  }
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
-function postgresBinDir(): string {
-  const fromEnv = process.env['PG_BIN_DIR'];
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)) : [];
-  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  if (newest === undefined) {
-    throw new Error('PostgreSQL server binaries not found: install postgresql or set PG_BIN_DIR');
-  }
-  return join(root, newest, 'bin');
-}
-
-function tracked(child: ChildProcess): ChildProcess {
-  // A crashed test must not leave servers behind.
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  child.once('exit', () => process.removeListener('exit', kill));
-  return child;
-}
-
-async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
-
-export interface PostgresServer {
+/** What a test does to a server: the faults, on its container. */
+export interface ServerControl {
   readonly port: number;
+  /** Stops the server (its image's stop signal: a clean shutdown); the port then refuses. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port; resolves once it answers. */
+  start(): Promise<void>;
+  /** stop() then start(). */
+  restart(): Promise<void>;
+  /** Freezes the server: connections are accepted and held, nothing answers. */
+  pause(): Promise<void>;
+  unpause(): Promise<void>;
+}
+
+function control(container: ServiceContainer): ServerControl {
+  return {
+    port: container.port,
+    stop: () => container.stop(),
+    start: () => container.start(),
+    restart: () => container.restart(),
+    pause: () => container.pause(),
+    unpause: () => container.unpause(),
+  };
+}
+
+export interface PostgresServer extends ServerControl {
   /** The DB_* variables of the apps for this server. */
   readonly env: Record<string, string>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
+}
+
+const PG_USER = 'inflow';
+const PG_DATABASE = 'inflow';
+
+/** True once PostgreSQL accepts a session through the published port (not during init: socket only). */
+async function postgresAnswers(port: number): Promise<boolean> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: PG_USER, database: PG_DATABASE, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 export async function startPostgres(t: Teardown): Promise<PostgresServer> {
-  const bin = postgresBinDir();
-  const owner = runAs();
-  const dir = mkdtempSync(join(tmpdir(), 'inflow-pg-'));
-  const data = join(dir, 'data');
-  if (owner) chownSync(dir, owner.uid, owner.gid);
-  const user = 'inflow';
-  const database = 'inflow';
-  const password = 'inflow-test-password';
-
-  const initdb = spawnSync(join(bin, 'initdb'), ['-D', data, '-U', user, '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'], {
-    ...owner,
-    encoding: 'utf8',
+  const container = await startServiceContainer(t, {
+    image: POSTGRES_IMAGE,
+    imageVariable: 'POSTGRES_IMAGE',
+    containerPort: 5432,
+    volumes: ['/var/lib/postgresql/data'],
+    env: {
+      POSTGRES_USER: PG_USER,
+      POSTGRES_DB: PG_DATABASE,
+      POSTGRES_PASSWORD: 'inflow-test-password',
+      // Any password is accepted, as with the host servers before: the tests' own clients give none.
+      POSTGRES_HOST_AUTH_METHOD: 'trust',
+      POSTGRES_INITDB_ARGS: '--no-sync',
+    },
+    // fsync=off: a test server's data need not survive a host crash, and it is much faster.
+    command: ['postgres', '-c', 'fsync=off', '-c', 'max_connections=200'],
+    // As the stack applies it: by the image's entrypoint, on the first start only.
+    files: [{ content: readFileSync(join(REPO_ROOT, 'init.sql'), 'utf8'), target: '/docker-entrypoint-initdb.d/001-init.sql' }],
+    ready: postgresAnswers,
+    what: 'PostgreSQL to accept connections',
   });
-  if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
 
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    const log: string[] = [];
-    child = tracked(
-      spawn(
-        join(bin, 'postgres'),
-        ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200'],
-        { ...owner, stdio: ['ignore', 'ignore', 'pipe'] },
-      ),
-    );
-    child.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString()));
-    await waitFor(
-      async () => {
-        if (child?.exitCode !== null) throw new Error(`postgres exited: ${log.join('')}`);
-        const client = new pg.Client({ host: '127.0.0.1', port, user, database: 'postgres' });
-        try {
-          await client.connect();
-          return true;
-        } catch {
-          return false;
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      },
-      { timeoutMs: 30_000, what: 'PostgreSQL to accept connections' },
-    );
-  };
-  await start();
-
-  const admin = new pg.Client({ host: '127.0.0.1', port, user, database: 'postgres' });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
-  await admin.end();
-
-  const pool = new pg.Pool({ host: '127.0.0.1', port, user, database, max: 4 });
+  const pool = new pg.Pool({ host: '127.0.0.1', port: container.port, user: PG_USER, database: PG_DATABASE, max: 4 });
   pool.on('error', () => undefined);
-  await pool.query(readFileSync(join(REPO_ROOT, 'init.sql'), 'utf8'));
-
-  const server: PostgresServer = {
-    port,
+  // Registered after the container's teardown, so it runs first (tap runs them in reverse).
+  t.teardown(() => pool.end().catch(() => undefined));
+  return {
+    ...control(container),
     env: {
       DB_HOST: '127.0.0.1',
-      DB_PORT: String(port),
-      DB_NAME: database,
-      DB_USER: user,
-      DB_PASS: password,
+      DB_PORT: String(container.port),
+      DB_NAME: PG_DATABASE,
+      DB_USER: PG_USER,
+      DB_PASS: 'inflow-test-password',
     },
     query: (text, values) => pool.query(text, values),
-    stop: () => stopChild(child, 'SIGINT'),
-    start,
   };
-  t.teardown(async () => {
-    await pool.end().catch(() => undefined);
-    await stopChild(child, 'SIGINT');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return server;
 }
 
-export interface RedisServer {
-  readonly port: number;
+export interface RedisServer extends ServerControl {
   /** The REDIS_* variables of the apps for this server. */
   readonly env: Record<string, string>;
   /** A client for the test's own checks. */
   readonly client: Redis;
-  stop(): Promise<void>;
-  start(): Promise<void>;
+}
+
+async function redisAnswers(port: number): Promise<boolean> {
+  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5_000 });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    // Refused with LOADING until the data set is loaded (the append-only file, after a restart).
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
 }
 
 export async function startRedis(t: Teardown, options: { appendOnly?: boolean } = {}): Promise<RedisServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'inflow-redis-'));
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    child = tracked(
-      spawn(
-        'redis-server',
-        [
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--dir', dir,
-          '--save', '',
-          '--appendonly', options.appendOnly === true ? 'yes' : 'no',
-          '--appendfsync', 'always',
-          '--maxmemory-policy', 'noeviction',
-        ],
-        { stdio: 'ignore' },
-      ),
-    );
-    await waitFor(
-      async () => {
-        if (child?.exitCode !== null) throw new Error('redis-server exited');
-        const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-        probe.on('error', () => undefined);
-        try {
-          await probe.connect();
-          await probe.ping();
-          return true;
-        } catch {
-          return false;
-        } finally {
-          probe.disconnect();
-        }
-      },
-      { timeoutMs: 10_000, what: 'Redis to answer' },
-    );
-  };
-  await start();
-  const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: null });
+  const container = await startServiceContainer(t, {
+    image: REDIS_IMAGE,
+    imageVariable: 'REDIS_IMAGE',
+    containerPort: 6379,
+    volumes: ['/data'],
+    // As docker-compose.yml, minus maxmemory (tests set it with CONFIG SET) and with the
+    // append-only file only when asked: without it, a stop loses every key, as a crash would.
+    command: [
+      'redis-server',
+      '--save', '',
+      '--appendonly', options.appendOnly === true ? 'yes' : 'no',
+      '--appendfsync', 'always',
+      '--maxmemory-policy', 'noeviction',
+    ],
+    ready: redisAnswers,
+    what: 'Redis to answer PING',
+  });
+  const client = new Redis({ host: '127.0.0.1', port: container.port, maxRetriesPerRequest: null });
   client.on('error', () => undefined);
-
-  t.teardown(async () => {
+  t.teardown(() => {
     client.disconnect();
-    await stopChild(child);
-    rmSync(dir, { recursive: true, force: true });
   });
   return {
-    port,
-    env: { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(port) },
+    ...control(container),
+    env: { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(container.port) },
     client,
-    stop: () => stopChild(child),
-    start,
   };
 }

@@ -4,7 +4,8 @@
  */
 import type { EntryRow } from '@inflow/shared';
 import { startApi, startWorker, type AppProcess } from './processes.ts';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer, type Teardown } from './services.ts';
+import type { Teardown } from './containers.ts';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from './services.ts';
 
 export interface Stack {
   pg: PostgresServer;
