@@ -64,7 +64,7 @@ t.test('read-only, then a refused password, each past the retry budget: every 20
   const hbaFile = (await stack.pg.query<{ hba_file: string }>('SHOW hba_file')).rows[0]?.hba_file;
   if (hbaFile === undefined) throw new Error('no hba_file');
   await stack.pg.query(
-    `COPY (SELECT unnest(ARRAY['local all all trust', 'host all ${APP_ROLE} 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 trust'])) TO '${hbaFile}'`,
+    `COPY (SELECT unnest(ARRAY['local all all trust', 'host all ${APP_ROLE} all scram-sha-256', 'host all all all trust'])) TO '${hbaFile}'`,
   );
   await stack.pg.query('SELECT pg_reload_conf()');
   await waitFor(async () => (await loginAs(stack, 'not-the-password')) === '28P01', { timeoutMs: 15_000, what: 'PostgreSQL to check the password' });
