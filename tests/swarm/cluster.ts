@@ -128,9 +128,10 @@ async function removeRun(runId: string, cgroupNames: readonly string[]): Promise
     const removed = await exec('docker', ['rm', '-f', '-v', ...containers], { timeoutMs: 300_000 });
     if (removed.status !== 0) problems.push(`docker rm ${containers.join(' ')}: ${removed.stderr}`);
   }
-  for (const volume of lines(await run(['volume', 'ls', '-q', '--filter', filter]))) {
-    const removed = await exec('docker', ['volume', 'rm', volume]);
-    if (removed.status !== 0) problems.push(`docker volume rm ${volume}: ${removed.stderr}`);
+  const volumes = lines(await run(['volume', 'ls', '-q', '--filter', filter]));
+  if (volumes.length > 0) {
+    const removed = await exec('docker', ['volume', 'rm', ...volumes], { timeoutMs: 300_000 });
+    if (removed.status !== 0) problems.push(`docker volume rm ${volumes.join(' ')}: ${removed.stderr}`);
   }
   for (const network of lines(await run(['network', 'ls', '-q', '--filter', filter]))) {
     const removed = await exec('docker', ['network', 'rm', network]);

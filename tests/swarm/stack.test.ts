@@ -453,19 +453,27 @@ t.test('the data node killed under load and restarted with its disk: counted fai
     await stack.waitConverged(SERVICES, 600_000);
     back = load.now();
     t.comment(`${data.name} killed: seen down after ${seconds(down)}, restarted, every service with all its tasks again after ${seconds(Date.now() - started)}`);
-    // Whether the API accepts again by itself. Found here: the replicas that outlived the data
-    // node keep their Redis connection to the old task's address, which nothing answers any more
-    // (no reset: that machine is gone), so their POSTs hang until nginx gives up (30 s). Known, so
-    // a todo with a bounded look (not a time assertion); then what an operator does: restart them.
-    const mark = accepted(load);
-    const byItself = await waitFor(() => accepted(load) >= mark + 50, { timeoutMs: 120_000, what: '50 more entries accepted' }).then(
-      () => true,
-      () => false,
-    );
-    t.ok(byItself, 'the API accepts again by itself once the data node is back', {
-      todo: byItself ? false : "the API replicas that outlived the data node keep a half-open Redis connection (needs TCP keep-alive or a command timeout that reconnects, in the app's Redis options)",
+    // Whether the survivors recover by themselves: the API accepts again and the worker persists
+    // again. Found here: the API replicas and the workers that outlived the data node may keep a
+    // connection to the old task's address, which nothing answers any more (no reset: that
+    // machine is gone), so their commands hang (a POST until nginx gives up at 30 s; a worker
+    // takes no job). Known, so a todo with a bounded look, not a time assertion; then what an
+    // operator does: restart them.
+    const bounded = (probe: () => boolean | Promise<boolean>, what: string) =>
+      waitFor(probe, { timeoutMs: 90_000, what, intervalMs: 1_000 }).then(
+        () => true,
+        () => false,
+      );
+    const [acceptedMark, rowsMark] = [accepted(load), (await stack.rowsOf(author)).length];
+    const [apiBack, workerBack] = await Promise.all([
+      bounded(() => accepted(load) >= acceptedMark + 50, '50 more entries accepted'),
+      bounded(async () => (await stack.rowsOf(author)).length >= rowsMark + 50, '50 more rows persisted'),
+    ]);
+    t.comment(`by itself after the restart: the API ${apiBack ? 'accepts again' : 'did not accept 50 more entries within 90 s'}, the workers ${workerBack ? 'persist again' : 'did not persist 50 more within 90 s'}`);
+    t.ok(apiBack && workerBack, 'the API and the worker recover by themselves once the data node is back', {
+      todo: apiBack && workerBack ? false : "connections to the lost node's tasks stay half-open: needs TCP keep-alive or a command timeout that reconnects, in the app's Redis and PostgreSQL options",
     });
-    if (!byItself) {
+    if (!(apiBack && workerBack)) {
       const restarted = Date.now();
       await stack.docker(['service', 'update', '--force', '--detach', serviceName('web')]);
       await stack.docker(['service', 'update', '--force', '--detach', serviceName('worker')]);
@@ -485,7 +493,6 @@ t.test('the data node killed under load and restarted with its disk: counted fai
   t.comment(`failed while the data node was away (${seconds(back - from)} until every task ran again): ${during.length} of ${result.failed.length}, ${JSON.stringify(failureCounts(result.failed))}; first POST accepted again ${firstOk === undefined ? 'never' : seconds(firstOk - from)} after the kill`);
   t.equal((await stack.rowsOf('swarm-e2e')).length, earlier, 'the rows from before are all there (the volume survived)');
   assertNothingLost(t, result);
-  t.equal(result.neverAccepted, 0, 'every entry submitted got a 202 in the end (retried with its key)');
 });
 
 t.test('the host engine is left as found: no node, network, volume or cgroup of this run, the same swarm state and networks', async (t) => {

@@ -281,13 +281,14 @@ export class Stack {
 
   /** Saves every service's log to test-results/swarm-STACK.log (CI uploads that folder). */
   async saveLogs(): Promise<void> {
-    const parts: string[] = [];
-    for (const service of SERVICES) {
-      const result = await exec('docker', ['exec', this.cluster.control.name, 'docker', 'service', 'logs', '--no-trunc', '--timestamps', serviceName(service)], {
-        timeoutMs: 60_000,
-      });
-      parts.push(`===== ${serviceName(service)} =====\n${result.stdout}${result.stderr}`);
-    }
+    const parts = await Promise.all(
+      SERVICES.map(async (service) => {
+        const result = await exec('docker', ['exec', this.cluster.control.name, 'docker', 'service', 'logs', '--no-trunc', '--timestamps', serviceName(service)], {
+          timeoutMs: 60_000,
+        });
+        return `===== ${serviceName(service)} =====\n${result.stdout}${result.stderr}`;
+      }),
+    );
     mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
     writeFileSync(join(REPO_ROOT, 'test-results', `swarm-${STACK}.log`), parts.join('\n'));
   }
