@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { renderAll } from './lib/kustomize.ts';
-import { allContainers, containerPort, imageRepository, imageTag, named } from './lib/objects.ts';
+import { allContainers, containerPort, imageRepository, imageTag, named, selects, workloads } from './lib/objects.ts';
 import {
   NAMESPACE,
   API_IMAGE,
@@ -91,6 +91,26 @@ for (const [target, objects] of renderAll()) {
     t.ok(grace > preStop + api.config.shutdownTimeoutMs / 1000, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + SHUTDOWN_TIMEOUT_MS ${api.config.shutdownTimeoutMs / 1000} s`);
     const workerGrace = worker.workload.template.spec?.terminationGracePeriodSeconds ?? 30;
     t.ok(workerGrace > worker.config.shutdownTimeoutMs / 1000, `worker: terminationGracePeriodSeconds ${workerGrace} > SHUTDOWN_TIMEOUT_MS`);
+  });
+
+  t.test(`${target}: placement: the api spreads over nodes; the api and the worker keep away from the data stores' node`, async (t) => {
+    const spread = api.workload.template.spec?.topologySpreadConstraints ?? [];
+    t.match(spread, [{ topologyKey: 'kubernetes.io/hostname', maxSkew: 1, labelSelector: { matchLabels: api.workload.template.metadata?.labels ?? {} } }], 'api: spread over hostnames, its own pods');
+    const data = ['postgres', 'redis'].map((component) => ({ 'app.kubernetes.io/name': 'inflow', 'app.kubernetes.io/component': component }));
+    // The selectors must match the pods the data stores really run (where the target runs them:
+    // an overlay with external data has none, and the rule then finds nothing to avoid).
+    const stores = workloads(objects).filter((workload) => workload.kind === 'StatefulSet');
+    for (const labels of stores.length > 0 ? data : []) {
+      const runs = stores.some((workload) => selects({ matchLabels: labels }, workload.template.metadata?.labels ?? {}));
+      t.ok(runs, `a StatefulSet's pods carry ${JSON.stringify(labels)}`);
+    }
+    for (const app of [api, worker]) {
+      const terms = app.workload.template.spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+      for (const labels of data) {
+        const away = terms.some((term) => term.podAffinityTerm.topologyKey === 'kubernetes.io/hostname' && selects(term.podAffinityTerm.labelSelector, labels));
+        t.ok(away, `${app.workload.name}: anti-affinity by hostname from the ${labels['app.kubernetes.io/component']} pods`);
+      }
+    }
   });
 
   t.test(`${target}: probes: /healthz for liveness and startup, /readyz for readiness, on the configured ports`, async (t) => {

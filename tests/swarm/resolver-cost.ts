@@ -5,22 +5,25 @@
  *
  *   node tests/swarm/resolver-cost.ts [--seconds 10] [--rounds 3] [--connections 32]
  *
- * Needs the stack running under INFLOW_SWARM_STACK (default inflow-swarm: deployed by hand as in
- * deploy/swarm/README.md), NGINX_IMAGE as the stack got it, and the Docker host (it reads the
- * containers' cgroups, as root). It starts three extra nginx services on the stack's edge network,
- * one per variant, each publishing a port of its own in host mode (INFLOW_SWARM_BENCH_PORT,
- * default 9991 to 9993), all with the rate limit out of the way; then it loads them in turn,
+ * It makes a swarm of its own and deploys the stack on it, as tests/swarm/stack.test.ts does
+ * (tests/swarm/cluster.ts: Docker engines in containers; the host engine's swarm state is never
+ * touched), with NODE_IMAGE, NGINX_IMAGE and the rest from the environment. It starts three extra
+ * nginx services on the stack's edge network, one per variant, each publishing a port of its own
+ * in host mode on the edge node (INFLOW_SWARM_BENCH_PORT, default 9991 to 9993, reached from the
+ * host through ports the node publishes on 127.0.0.1), all with the rate limit out of the way;
+ * then it loads them in turn,
  * round after round, so that a busy machine slows every variant alike, and prints the median of
  * each: requests/s, latency, and the CPU time per request of nginx and of the web tasks. It
  * removes what it made, even when a step fails.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { round, runLoad, type LoadFigures } from '../bench/load.ts';
-import { REPO_ROOT, waitFor } from '@inflow/test-support';
-import { docker, runningTasks, serviceName, STACK, waitConverged } from './swarm.ts';
+import { exec, REPO_ROOT } from '@inflow/test-support';
+import { buildNodeImage, Cluster, sweepStale } from './cluster.ts';
+import { buildImages, serviceName, SERVICES, Stack, STACK, SWARM_PORT, type TaskContainer } from './swarm.ts';
 
 // `tap swarm` runs every file of this folder: under tap, this one is skipped, not run.
 if (process.env['TAP_CHILD_ID'] !== undefined) {
@@ -68,20 +71,23 @@ const variants = [
 ].map((variant, i) => ({ ...variant, service: `bench-${variant.key}`, config: `${STACK}_bench_${variant.key}_${Date.now()}`, port: firstPort + i }));
 
 /**
- * CPU time a container has used so far, in ns, from its cgroup (v1, Docker's cgroupfs driver, or
- * v2): a cost per request that a busy, shared machine distorts far less than requests/s.
+ * CPU time a container has used so far, in ns, from its cgroup as its node sees it (cgroup v1,
+ * cgroupfs: under the node's cgroup parent, or /docker on a --privileged node; or v2): a cost per
+ * request that a busy, shared machine distorts far less than requests/s.
  */
-function cpuNs(id: string): number {
-  const v1 = `/sys/fs/cgroup/cpuacct/docker/${id}/cpuacct.usage`;
-  if (existsSync(v1)) return Number(readFileSync(v1, 'utf8'));
-  for (const dir of [`/sys/fs/cgroup/system.slice/docker-${id}.scope`, `/sys/fs/cgroup/docker/${id}`]) {
-    const stat = `${dir}/cpu.stat`;
-    if (existsSync(stat)) return Number(/^usage_usec (\d+)$/m.exec(readFileSync(stat, 'utf8'))?.[1] ?? 0) * 1000;
-  }
-  throw new Error(`no cgroup found for container ${id} (run this on the Docker host, as root)`);
+async function cpuNs(task: TaskContainer): Promise<number> {
+  const parents = [task.node.name, 'docker'];
+  const script = [
+    ...parents.map((parent) => `cat /sys/fs/cgroup/cpuacct/${parent}/${task.id}/cpuacct.usage 2>/dev/null && exit 0`),
+    ...parents.map((parent) => `sed -n 's/^usage_usec //p' /sys/fs/cgroup/${parent}/${task.id}/cpu.stat 2>/dev/null | grep . | sed 's/$/000/' && exit 0`),
+    'exit 1',
+  ].join('; ');
+  const out = await exec('docker', ['exec', task.node.name, 'sh', '-c', script]);
+  if (out.status !== 0) throw new Error(`no cgroup found for container ${task.id} on ${task.node.name}`);
+  return Number(out.stdout.trim());
 }
 
-const cpuOf = (ids: readonly string[]): number => ids.reduce((sum, id) => sum + cpuNs(id), 0);
+const cpuOf = async (tasks: readonly TaskContainer[]): Promise<number> => (await Promise.all(tasks.map(cpuNs))).reduce((sum, ns) => sum + ns, 0);
 
 const median = (numbers: readonly number[]): number => {
   const sorted = [...numbers].sort((a, b) => a - b);
@@ -89,15 +95,25 @@ const median = (numbers: readonly number[]): number => {
   return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 };
 
-async function setUp(dir: string): Promise<void> {
-  await waitConverged(['web', 'nginx'], 60_000);
+const cluster = new Cluster({ edgePorts: [SWARM_PORT, ...[0, 1, 2].map((i) => firstPort + i)] });
+const stack = new Stack(cluster);
+
+async function setUp(): Promise<void> {
+  await sweepStale();
+  const building = buildNodeImage();
+  buildImages();
+  await building;
+  await cluster.start();
+  await stack.loadImages();
+  await stack.deploy(`${randomBytes(24).toString('base64url')}\n`);
+  await stack.waitConverged(SERVICES, 600_000);
   for (const variant of variants) {
-    const file = join(dir, `${variant.key}.conf`);
-    writeFileSync(file, variant.conf);
-    await docker(['config', 'create', variant.config, file]);
-    await docker([
+    await cluster.writeFile(cluster.control, `/inflow/bench/${variant.key}.conf`, variant.conf);
+    await stack.docker(['config', 'create', variant.config, `/inflow/bench/${variant.key}.conf`]);
+    await stack.docker([
       'service', 'create', '--detach', '--name', serviceName(variant.service),
       '--network', `${STACK}_edge`, '--endpoint-mode', 'dnsrr',
+      '--constraint', 'node.labels.inflow.edge == true',
       '--publish', `mode=host,target=80,published=${variant.port}`,
       // The stack's nginx.conf and edge settings; the upstream include is the variant's (and the
       // hook that would write it is left out).
@@ -112,23 +128,13 @@ async function setUp(dir: string): Promise<void> {
       process.env['NGINX_IMAGE'] ?? 'nginx:1.28-bookworm',
     ]);
   }
-  await waitConverged(variants.map((variant) => variant.service), 120_000);
+  await stack.waitConverged(variants.map((variant) => variant.service), 120_000);
 }
 
+/** The nodes, the network, their volumes: everything goes with the cluster. */
 async function tearDown(): Promise<void> {
-  for (const variant of variants) {
-    await docker(['service', 'rm', serviceName(variant.service)]).catch(() => undefined);
-  }
-  // A config is removable once no task uses it any more.
-  for (const variant of variants) {
-    await waitFor(() => docker(['config', 'rm', variant.config]).then(() => true, () => false), {
-      timeoutMs: 60_000,
-      what: `config ${variant.config} to be removed`,
-      intervalMs: 1_000,
-    }).catch((error: unknown) => {
-      process.stderr.write(`${String(error)}\n`);
-    });
-  }
+  const problems = await cluster.remove();
+  if (problems.length > 0) process.stderr.write(`${problems.join('\n')}\n`);
 }
 
 const loads = [
@@ -147,19 +153,18 @@ interface Run {
   webUs: number;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'inflow-resolver-cost-'));
 try {
-  await setUp(dir);
+  await setUp();
   const results = new Map<string, Run[]>();
   for (let r = 0; r < rounds; r += 1) {
     for (const load of loads) {
       for (const variant of variants) {
-        const nginx = (await runningTasks(variant.service)).map((task) => task.id);
-        const web = (await runningTasks('web')).map((task) => task.id);
-        const [nginxBefore, webBefore] = [cpuOf(nginx), cpuOf(web)];
-        const figures = await runLoad({ url: `http://127.0.0.1:${variant.port}` }, { path: load.path, connections, durationSeconds: seconds, ...load.request });
+        const nginx = await stack.runningTasks(variant.service);
+        const web = await stack.runningTasks('web');
+        const [nginxBefore, webBefore] = [await cpuOf(nginx), await cpuOf(web)];
+        const figures = await runLoad({ url: `http://127.0.0.1:${await cluster.hostPort(variant.port)}` }, { path: load.path, connections, durationSeconds: seconds, ...load.request });
         const perRequestUs = (ns: number) => round(ns / 1000 / Math.max(figures.requests, 1), 0);
-        const run: Run = { figures, nginxUs: perRequestUs(cpuOf(nginx) - nginxBefore), webUs: perRequestUs(cpuOf(web) - webBefore) };
+        const run: Run = { figures, nginxUs: perRequestUs((await cpuOf(nginx)) - nginxBefore), webUs: perRequestUs((await cpuOf(web)) - webBefore) };
         const key = `${load.name}|${variant.key}`;
         results.set(key, [...(results.get(key) ?? []), run]);
         process.stdout.write(
@@ -197,5 +202,4 @@ try {
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   await tearDown();
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -1,181 +1,163 @@
 /**
- * The Swarm stack (deploy/swarm/stack.yml), live on this machine's Docker engine: a single-node
- * swarm, the images built from our Dockerfile, reached only through nginx's published port as a
- * user would. It deploys, waits for every task, then checks the balancing, persistence, the
- * edge's allow-list, the hardening of the tasks, a rolling update of web under load (no failed
- * request, every 202 persisted), scaling web to 5 and the worker to 2 (no duplicate rows). The
- * stack, its volumes and the swarm (when this suite made it) are removed afterwards, whatever
- * happened.
+ * The Swarm stack (deploy/swarm/stack.yml), live on a three-node swarm of the suite's own Docker
+ * engines in containers (tests/swarm/cluster.ts): the host engine only runs those containers and
+ * is left as found (checked last). The images are built from our Dockerfile and loaded into the
+ * nodes; the stack is reached only through nginx's published port, as a user would.
  *
- * One file of about 350 lines on purpose: every check runs against the one deployed stack, in
- * order (a rolling update and scaling change what the later checks see), and a swarm deploy costs
- * minutes; tests/swarm/swarm.ts holds the swarm and stack commands it drives.
+ * In order, against the one deployed stack (a swarm and a deploy cost minutes, and every fault
+ * changes what the later checks see): placement, balancing, the edge's allow-list, persistence,
+ * the hardening of the tasks, the volumes; under a mixed load of POSTs and GETs through nginx, a
+ * rolling update of web, scaling, a node killed and restarted, a node drained, the data node
+ * killed and restarted. Each load prints its counts; fault tests print their recovery times
+ * (printed, never asserted: the machine is shared and slow). tests/swarm/swarm.ts drives the
+ * stack, tests/swarm/reconcile.ts holds the counting.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { Load, type Attempt } from '../chaos/load.ts';
-import { acceptEntry, http, REPO_ROOT, waitFor, type ErrorBody } from '@inflow/test-support';
-import {
-  buildImages,
-  deployStack,
-  docker,
-  ensureSwarm,
-  execIn,
-  inspectService,
-  leaveSwarm,
-  oneContainer,
-  removeStack,
-  rowsOf,
-  runningTasks,
-  saveLogs,
-  serviceConverged,
-  serviceName,
-  SERVICES,
-  STACK,
-  SWARM_PORT,
-  SWARM_URL,
-  waitConverged,
-  waitDrained,
-} from './swarm.ts';
+import { acceptEntry, http, waitFor, type ErrorBody } from '@inflow/test-support';
+import { buildNodeImage, Cluster, hostSnapshot, sweepStale, type HostSnapshot, type SwarmNode } from './cluster.ts';
+import { assertNothingLost, assertReconciled, describe, failureCounts, reconcile, summary } from './reconcile.ts';
+import { buildImages, serviceName, SERVICES, Stack, STACK, SWARM_PORT } from './swarm.ts';
 
-// The database password: a fresh random one per run, in a file only this process reads; the
-// stack makes it the Docker secret <stack>_db_password.
-const secretDir = mkdtempSync(join(tmpdir(), 'inflow-swarm-'));
-const passwordFile = join(secretDir, 'db_password');
-writeFileSync(passwordFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+const cluster = new Cluster({ edgePorts: [SWARM_PORT] });
+const stack = new Stack(cluster);
+let hostBefore: HostSnapshot | undefined;
 
-type TestContext = Parameters<Parameters<typeof t.test>[0]>[0];
+// Removes everything this run made, once (the last test does it and checks the host; the teardown
+// does it whatever happened before).
+let cleaning: Promise<string[]> | undefined;
+const cleanUp = (): Promise<string[]> =>
+  (cleaning ??= (async () => {
+    const problems: string[] = [];
+    if (await cluster.running(cluster.control)) await stack.saveLogs().catch((error: unknown) => problems.push(`saving the logs: ${String(error)}`));
+    problems.push(...(await cluster.remove()));
+    return problems;
+  })());
 
-let swarmIsOurs = false;
-
-// Registered first: whatever fails below, the stack, its volumes and our swarm go.
 t.teardown(async () => {
-  const problems: string[] = [];
-  await saveLogs().catch((error: unknown) => problems.push(`saving the logs: ${String(error)}`));
-  problems.push(...(await removeStack()));
-  if (swarmIsOurs) problems.push(...(await leaveSwarm()));
-  rmSync(secretDir, { recursive: true, force: true });
+  const problems = await cleanUp();
   if (problems.length > 0) throw new Error(`cleaning up after the Swarm tests:\n${problems.join('\n')}`);
 });
 
+const describeHost = (snapshot: HostSnapshot): string => `Swarm: ${snapshot.swarm}; networks: ${snapshot.networks.join(', ')}`;
+
 t.before(async () => {
+  const swept = await sweepStale();
+  if (swept.length > 0) t.comment(`removed what earlier runs left (their process is gone): runs ${swept.join(', ')}`);
+  hostBefore = await hostSnapshot();
+  t.comment(`host engine before: ${describeHost(hostBefore)}`);
+  const building = buildNodeImage();
   buildImages();
-  const swarm = await ensureSwarm();
-  swarmIsOurs = swarm.ours;
-  // A stack left by an interrupted run (same name) would keep its old configs and volumes.
-  const leftovers = await removeStack();
-  if (leftovers.length > 0) throw new Error(`could not remove an earlier ${STACK} stack:\n${leftovers.join('\n')}`);
-  await deployStack(passwordFile);
-  await waitConverged(SERVICES, 600_000);
+  await building;
+  await cluster.start();
+  t.comment(`nodes: ${cluster.nodes.map((node) => `${node.name} (${node.role}, ${node.ip})`).join(', ')}; ${cluster.privileged ? '--privileged' : 'capabilities without --privileged, cgroup parent per node'}`);
+  await stack.loadImages();
+  // The database password: a fresh random one per run, only in the control node.
+  await stack.deploy(`${randomBytes(24).toString('base64url')}\n`);
+  await stack.waitConverged(SERVICES, 600_000);
+  t.comment(`nginx reached at ${stack.url}`);
 });
 
 const WEB_IDS = (count: number): string[] => Array.from({ length: count }, (_, i) => `web.${i + 1}`);
 
-/** GET /api/instance until `count` distinct instance ids answered; every id seen, every status. */
-async function instanceIds(count: number): Promise<{ ids: string[]; statuses: number[]; mismatched: number }> {
+/** GET /api/instance until `count` distinct instance ids answered (or the ids wanted); every id seen, every status. */
+async function instanceIds(count: number, wanted: readonly string[] = []): Promise<{ ids: string[]; statuses: number[]; mismatched: number }> {
   const seen = new Set<string>();
   const statuses: number[] = [];
   let mismatched = 0;
   await waitFor(
     async () => {
       for (let i = 0; i < 10; i += 1) {
-        const answer = await http<{ instanceId: string }>(`${SWARM_URL}/api/instance`);
+        const answer = await http<{ instanceId: string }>(`${stack.url}/api/instance`);
         statuses.push(answer.status);
         if (answer.status !== 200) continue;
         seen.add(answer.body.instanceId);
         if (answer.headers.get('x-instance-id') !== answer.body.instanceId) mismatched += 1;
       }
-      return seen.size >= count;
+      return seen.size >= count && wanted.every((id) => seen.has(id));
     },
     // nginx caches the DNS answer for 1 s; a replica that just joined takes up to that long.
-    { timeoutMs: 120_000, what: `${count} distinct instance ids through ${SWARM_URL}` },
+    { timeoutMs: 120_000, what: `${count} distinct instance ids through ${stack.url}` },
   );
   return { ids: [...seen].sort(), statuses, mismatched };
 }
 
-/** What a load was told, against the rows of its author (the queue must have drained). */
-async function reconcile(load: Load, author: string) {
-  const isOk = (attempt: Attempt) => typeof attempt.outcome === 'number' && attempt.outcome >= 200 && attempt.outcome < 300;
-  const failed = load.attempts.filter((attempt) => !isOk(attempt)).map((attempt) => `${attempt.method} ${attempt.path} ${String(attempt.outcome)}`);
-  const rows = await rowsOf(author);
-  const rowsByMessage = new Map<string, string[]>();
-  for (const row of rows) rowsByMessage.set(row.message, [...(rowsByMessage.get(row.message) ?? []), row.id]);
-  const submitted = new Set(load.submissions.map((submission) => submission.message));
-  let lost = 0;
-  let neverAccepted = 0;
-  let conflicting = 0;
-  for (const submission of load.submissions) {
-    if (!submission.accepted) {
-      neverAccepted += 1;
-      continue;
-    }
-    if (submission.ids.size > 1) conflicting += 1;
-    const id = [...submission.ids][0];
-    if (!(rowsByMessage.get(submission.message) ?? []).includes(id ?? '')) lost += 1;
-  }
-  return {
-    requests: load.attempts.length,
-    gets: load.attempts.filter((attempt) => attempt.method === 'GET').length,
-    accepted: load.submissions.filter((submission) => submission.accepted).length,
-    failed,
-    lost,
-    neverAccepted,
-    conflicting,
-    duplicated: [...rowsByMessage.values()].filter((ids) => ids.length > 1).length,
-    stray: rows.filter((row) => !submitted.has(row.message)).length,
-    persistedBy: new Set(rows.map((row) => row.persistedBy)),
-  };
+/**
+ * The suite's mixed load: 3 GET and 3 POST loops, one request each per 20 ms at most; a failed
+ * POST is retried with its Idempotency-Key (counted as a failure all the same). The client waits
+ * longer than nginx does (proxy_read_timeout 30 s): nginx's answer counts, not how busy the
+ * machine is.
+ */
+const mixedLoad = (author: string): Load =>
+  new Load({ baseUrl: stack.url, author, getWorkers: 3, postWorkers: 3, paceMs: 20, retryForMs: 60_000, requestTimeoutMs: 60_000 });
+
+const accepted = (load: Load): number => load.submissions.filter((submission) => submission.accepted).length;
+
+async function flowing(load: Load): Promise<void> {
+  await waitFor(() => accepted(load) >= 20, { timeoutMs: 60_000, what: 'the load to flow' });
 }
 
-/** The assertions every load must pass: nothing failed, every 202 persisted exactly once. */
-function assertReconciled(t: TestContext, result: Awaited<ReturnType<typeof reconcile>>, options: { gets: boolean }): void {
-  t.comment(
-    `${result.requests} requests (${result.gets} GET), ${result.accepted} entries accepted, persisted by ${[...result.persistedBy].sort().join(', ')}`,
-  );
-  t.same(result.failed.slice(0, 20), [], `no failed request (of ${result.requests}; ${result.failed.length} failed)`);
-  t.ok(result.accepted > 0, 'entries were accepted');
-  if (options.gets) t.ok(result.gets > 0, 'the load sent GETs too');
-  t.equal(result.neverAccepted, 0, 'every entry submitted got a 202');
-  t.equal(result.lost, 0, 'every 202 is a row under the id it named');
-  t.equal(result.duplicated, 0, 'no entry stored twice');
-  t.equal(result.conflicting, 0, 'no Idempotency-Key answered with two ids');
-  t.equal(result.stray, 0, 'no row that no client submitted');
+/** Lets the load run `count` more requests (a number of requests, not a time). */
+async function more(load: Load, count: number, timeoutMs = 180_000): Promise<void> {
+  const mark = load.attempts.length;
+  await waitFor(() => load.attempts.length >= mark + count, { timeoutMs, what: `${count} more requests` });
 }
+
+/** The nodes that run the services' tasks meant to run now: {web: [node names], …}. */
+async function placement(): Promise<Record<string, string[]>> {
+  const entries = await Promise.all(SERVICES.map(async (service) => [service, (await stack.tasks(service)).map((task) => task.node).sort()] as const));
+  return Object.fromEntries(entries);
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** Waits until Swarm sees the node as down (its heartbeats stopped); the time it took. */
+async function waitDown(node: SwarmNode, since: number): Promise<number> {
+  await waitFor(async () => (await cluster.nodeState(node)).status === 'down', { timeoutMs: 180_000, what: `${node.name} to be down`, intervalMs: 500 });
+  return Date.now() - since;
+}
+
+/** Attempts in flight at a moment (between two clock readings of the load): sent before it ended, answered after it began. */
+const inFlight = (attempt: Attempt, from: number, to: number): boolean => attempt.sentAt <= to && attempt.answeredAt >= from;
+
+t.test('placement: nginx on the edge node, the data on the data node, the worker elsewhere, the API replicas on three nodes', async (t) => {
+  const where = await placement();
+  t.comment(`placement: ${JSON.stringify(where)}`);
+  const { name: edge } = cluster.node('edge');
+  const { name: data } = cluster.node('data');
+  t.same(where['nginx'], [edge], 'nginx on the edge node (inflow.edge)');
+  t.same(where['postgres'], [data], 'postgres on the data node (inflow.data)');
+  t.same(where['redis'], [data], 'redis on the data node (inflow.data)');
+  t.notOk(where['worker']?.includes(data), 'no worker on the data node (inflow.app)');
+  t.equal(new Set(where['web']).size, 3, 'the three API replicas on three nodes');
+  const web = (await stack.inspectService('web')).Spec.TaskTemplate.Placement;
+  t.same(web?.Preferences, [{ Spread: { SpreadDescriptor: 'node.labels.inflow.zone' } }], 'web spreads over zones');
+  t.same((await stack.inspectService('worker')).Spec.TaskTemplate.Placement?.Constraints, ['node.labels.inflow.app == true'], 'worker: app nodes only');
+});
 
 t.test('every service runs all its tasks, healthy, with DNS round robin; only nginx publishes a port, in host mode', async (t) => {
   for (const service of SERVICES) {
-    t.equal(await serviceConverged(service), true, `${service}: all tasks running and healthy`);
-    const spec = (await inspectService(service)).Spec;
+    t.equal(await stack.serviceConverged(service), true, `${service}: all tasks running and healthy`);
+    const spec = (await stack.inspectService(service)).Spec;
     t.equal(spec.EndpointSpec?.Mode, 'dnsrr', `${service}: endpoint_mode dnsrr`);
     const ports = (spec.EndpointSpec?.Ports ?? []).map(({ TargetPort, PublishedPort, PublishMode }) => ({ TargetPort, PublishedPort, PublishMode }));
-    t.same(ports, service === 'nginx' ? [{ TargetPort: 80, PublishedPort: Number(SWARM_PORT), PublishMode: 'host' }] : [], `${service}: published ports`);
+    t.same(ports, service === 'nginx' ? [{ TargetPort: 80, PublishedPort: SWARM_PORT, PublishMode: 'host' }] : [], `${service}: published ports`);
     const update = spec.UpdateConfig;
     const stateless = service === 'web' || service === 'worker';
     t.match(update, { Order: stateless ? 'start-first' : 'stop-first', FailureAction: 'rollback' }, `${service}: update_config`);
   }
-  t.equal((await inspectService('web')).Spec.Mode.Replicated?.Replicas, 3, 'web: 3 replicas');
-  t.equal((await runningTasks('web')).length, 3, 'web: 3 containers');
+  t.equal((await stack.inspectService('web')).Spec.Mode.Replicated?.Replicas, 3, 'web: 3 replicas');
+  t.equal((await stack.runningTasks('web')).length, 3, 'web: 3 containers');
 });
 
-t.test("Swarm's nginx.conf publishes exactly the paths of compose's nginx.conf, and reaches the replicas through $inflow_api", async (t) => {
-  const compose = readFileSync(join(REPO_ROOT, 'nginx.conf'), 'utf8');
-  const swarm = readFileSync(join(REPO_ROOT, 'deploy', 'swarm', 'nginx.conf'), 'utf8');
-  const directives = (conf: string, name: string) =>
-    [...conf.matchAll(new RegExp(`^\\s*${name}\\s+([^;{]+)[;{]`, 'gm'))].map((match) => (match[1] ?? '').trim().replace(/\s+/g, ' ')).sort();
-  t.same(directives(swarm, 'location'), directives(compose, 'location'), 'the same locations (the allow-list and the error answers)');
-  t.same(directives(swarm, 'error_page'), directives(compose, 'error_page'), 'the same error pages');
-  t.same(directives(swarm, 'include'), [...directives(compose, 'include'), '/etc/nginx/conf.d/inflow-swarm-upstream.conf'].sort(), 'the same includes, and the upstream one');
-  t.same([...new Set(directives(swarm, 'proxy_pass'))], ['http://$inflow_api'], 'every proxy_pass names $inflow_api');
-  t.same(directives(swarm, 'upstream'), [], 'no upstream block resolved once at start');
-  t.same(directives(swarm, 'resolver'), ['127.0.0.11 valid=1s ipv6=off'], "Docker's DNS, answers kept 1 s (below Swarm's 2 s between leaving the DNS and the stop)");
-
+// The edge's behaviour on Swarm's nginx.conf (rendered from the one source) is
+// tests/e2e/edge-platforms.test.ts; here, only what the live stack decides.
+t.test("Swarm's nginx reaches the replicas through the upstream its hook wrote", async (t) => {
   // Which way this nginx took (the offline 1.22 has no `resolve` on upstream servers).
-  const nginx = await oneContainer('nginx');
-  const upstream = await execIn(nginx, ['cat', '/etc/nginx/conf.d/inflow-swarm-upstream.conf']);
-  const version = (await execIn(nginx, ['nginx', '-v'])).stderr.trim();
+  const nginx = await stack.oneTask('nginx');
+  const upstream = await stack.execIn(nginx, ['cat', '/etc/nginx/conf.d/inflow-swarm-upstream.conf']);
+  const version = (await stack.execIn(nginx, ['nginx', '-v'])).stderr.trim();
   t.comment(`${version}: ${upstream.stdout.includes(' resolve ') ? 'upstream block with resolve and keep-alive' : 'tasks.web resolved per request'}`);
   t.match(upstream.stdout, /map \$server_port \$inflow_api \{/, 'the hook wrote the upstream include');
 });
@@ -189,10 +171,10 @@ t.test('three replicas answer through the published port, each with its own inst
 
 t.test('the edge: public paths answer, everything else is a 404 in the API error shape', async (t) => {
   for (const path of ['/', '/main.js', '/styles.css', '/healthz', '/readyz', '/api/instance', '/api/stats', '/api/entries?limit=1']) {
-    t.equal((await http(`${SWARM_URL}${path}`)).status, 200, `GET ${path}: 200`);
+    t.equal((await http(`${stack.url}${path}`)).status, 200, `GET ${path}: 200`);
   }
   for (const path of ['/metrics', '/api/metrics', '/api/entries/a/b', '/api/nothing', '/_edge/502', '/nginx.conf', '/api/instance/']) {
-    const answer = await http<ErrorBody>(`${SWARM_URL}${path}`);
+    const answer = await http<ErrorBody>(`${stack.url}${path}`);
     t.equal(answer.status, 404, `GET ${path}: 404`);
     t.match(answer.body, { error: { code: 'not_found', message: String } }, `GET ${path}: the error shape`);
   }
@@ -200,7 +182,7 @@ t.test('the edge: public paths answer, everything else is a 404 in the API error
 
 t.test('the event stream passes through nginx unbuffered: an entry shows up while the stream is open', async (t) => {
   const controller = new AbortController();
-  const response = await fetch(`${SWARM_URL}/api/events`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
+  const response = await fetch(`${stack.url}/api/events`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
   t.equal(response.status, 200);
   t.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
   let text = '';
@@ -217,7 +199,7 @@ t.test('the event stream passes through nginx unbuffered: an entry shows up whil
     const ids: string[] = [];
     await waitFor(
       async () => {
-        ids.push((await acceptEntry(SWARM_URL, 'swarm-events', `event ${ids.length}`)).id);
+        ids.push((await acceptEntry(stack.url, 'swarm-events', `event ${ids.length}`)).id);
         return ids.some((id) => text.includes(id));
       },
       { timeoutMs: 60_000, what: 'an accepted entry on the event stream', intervalMs: 1_000 },
@@ -231,12 +213,12 @@ t.test('the event stream passes through nginx unbuffered: an entry shows up whil
 
 t.test('entries POSTed through the published port are persisted', async (t) => {
   const author = 'swarm-e2e';
-  const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => acceptEntry(SWARM_URL, author, `entry ${i}`)));
+  const accepted = await Promise.all(Array.from({ length: 30 }, (_, i) => acceptEntry(stack.url, author, `entry ${i}`)));
   t.same([...new Set(accepted.map((entry) => entry.acceptedBy))].sort(), WEB_IDS(3), 'every replica accepted some');
   for (const { id } of accepted) {
     const entry = await waitFor(
       async () => {
-        const answer = await http<{ status: string }>(`${SWARM_URL}/api/entries/${id}`);
+        const answer = await http<{ status: string }>(`${stack.url}/api/entries/${id}`);
         return answer.status === 200 && answer.body.status === 'persisted' ? answer.body : undefined;
       },
       { timeoutMs: 60_000, what: `entry ${id} to be persisted`, intervalMs: 200 },
@@ -247,65 +229,65 @@ t.test('entries POSTed through the published port are persisted', async (t) => {
 
 t.test('the tasks are hardened like the compose services', async (t) => {
   for (const service of ['web', 'worker']) {
-    const tasks = await runningTasks(service);
+    const tasks = await stack.runningTasks(service);
     t.ok(tasks.length > 0, `${service}: tasks to inspect`);
     for (const task of tasks) {
       const name = `${service}.${task.slot}`;
       const { Config, HostConfig, Mounts } = task.info;
       t.equal(Config.User, 'node', `${name}: User node`);
-      t.equal((await execIn(task.id, ['id', '-u'])).stdout.trim(), '1000', `${name}: runs as uid 1000, not root`);
+      t.equal((await stack.execIn(task, ['id', '-u'])).stdout.trim(), '1000', `${name}: runs as uid 1000, not root`);
       t.equal(HostConfig.ReadonlyRootfs, true, `${name}: ReadonlyRootfs`);
       t.same(HostConfig.CapDrop, ['ALL'], `${name}: CapDrop ALL`);
       t.same(HostConfig.CapAdd ?? [], [], `${name}: no capability added`);
-      t.match((await execIn(task.id, ['grep', '^CapEff:', '/proc/1/status'])).stdout, /^CapEff:\s+0+\s*$/, `${name}: no effective capability`);
+      t.match((await stack.execIn(task, ['grep', '^CapEff:', '/proc/1/status'])).stdout, /^CapEff:\s+0+\s*$/, `${name}: no effective capability`);
       t.equal(HostConfig.Init, true, `${name}: docker-init as PID 1`);
       t.ok(Mounts.some((mount) => mount.Type === 'tmpfs' && mount.Destination === '/tmp'), `${name}: /tmp is a tmpfs`);
-      t.equal((await execIn(task.id, ['touch', '/tmp/inflow-swarm-write-test'])).status, 0, `${name}: /tmp is writable`);
-      const rootWrite = await execIn(task.id, ['touch', '/app/inflow-swarm-write-test']);
+      t.equal((await stack.execIn(task, ['touch', '/tmp/inflow-swarm-write-test'])).status, 0, `${name}: /tmp is writable`);
+      const rootWrite = await stack.execIn(task, ['touch', '/app/inflow-swarm-write-test']);
       t.not(rootWrite.status, 0, `${name}: the root filesystem is not writable`);
       t.match(rootWrite.stderr, /Read-only file system/, `${name}: read-only, not merely forbidden`);
       t.notOk(Config.Env.some((entry) => entry.startsWith('DB_PASS=')), `${name}: no DB_PASS in the environment`);
       t.ok(Config.Env.includes('DB_PASS_FILE=/run/secrets/db_password'), `${name}: DB_PASS_FILE names the secret`);
-      t.equal((await execIn(task.id, ['stat', '-L', '-c', '%u %a', '/run/secrets/db_password'])).stdout.trim(), '1000 400', `${name}: the secret is readable by node only`);
+      t.equal((await stack.execIn(task, ['stat', '-L', '-c', '%u %a', '/run/secrets/db_password'])).stdout.trim(), '1000 400', `${name}: the secret is readable by node only`);
     }
   }
 });
 
 t.test('PostgreSQL and Redis keep their data in the stack volumes, Redis with the durability of compose', async (t) => {
-  const mounts = async (service: string) => ((await runningTasks(service))[0]?.info.Mounts ?? []).filter((mount) => mount.Type === 'volume').map(({ Name, Destination }) => ({ Name, Destination }));
+  const mounts = async (service: string) => ((await stack.runningTasks(service))[0]?.info.Mounts ?? []).filter((mount) => mount.Type === 'volume').map(({ Name, Destination }) => ({ Name, Destination }));
   t.same(await mounts('postgres'), [{ Name: `${STACK}_postgres-data`, Destination: '/var/lib/postgresql/data' }], 'postgres: its volume');
   t.same(await mounts('redis'), [{ Name: `${STACK}_redis-data`, Destination: '/data' }], 'redis: its volume');
-  const redis = await oneContainer('redis');
-  const config = async (name: string) => (await execIn(redis, ['redis-cli', 'CONFIG', 'GET', name])).stdout.trim().split('\n')[1];
+  const redis = await stack.oneTask('redis');
+  const config = async (name: string) => (await stack.execIn(redis, ['redis-cli', 'CONFIG', 'GET', name])).stdout.trim().split('\n')[1];
   t.equal(await config('appendonly'), 'yes', 'appendonly yes');
   t.equal(await config('appendfsync'), 'always', 'appendfsync always');
   t.equal(await config('maxmemory-policy'), 'noeviction', 'noeviction');
   const maxmemory = Number(await config('maxmemory'));
   if ((process.env['REDIS_MAXMEMORY'] ?? '1gb') === '1gb') t.equal(maxmemory, 1024 ** 3, 'maxmemory 1gb (REDIS_MAXMEMORY)');
   else t.ok(maxmemory > 0, 'maxmemory set (REDIS_MAXMEMORY)');
-  const postgres = (await runningTasks('postgres'))[0]?.info.Config.Env ?? [];
+  const postgres = (await stack.runningTasks('postgres'))[0]?.info.Config.Env ?? [];
   t.ok(postgres.includes('POSTGRES_PASSWORD_FILE=/run/secrets/db_password'), 'postgres: the password from the secret');
   t.notOk(postgres.some((entry) => entry.startsWith('POSTGRES_PASSWORD=')), 'postgres: no password in the environment');
 });
 
 t.test('a rolling update of web under load: no failed request, every 202 persisted', async (t) => {
   const author = `swarm-rolling-${Date.now()}`;
-  const before = new Set((await runningTasks('web')).map((task) => task.taskId));
-  const nginxBefore = await oneContainer('nginx');
+  const before = new Set((await stack.runningTasks('web')).map((task) => task.taskId));
+  const nginxBefore = await stack.oneTask('nginx');
   // Paced and bounded: 3 GET and 3 POST loops, one request each per 20 ms at most, until the update
   // is over; a failed POST is retried with its Idempotency-Key (counted as a failure all the same).
   // The client waits longer than nginx does (proxy_read_timeout 30 s): nginx's answer counts, not
   // how busy the machine is.
-  const load = new Load({ baseUrl: SWARM_URL, author, getWorkers: 3, postWorkers: 3, paceMs: 20, retryForMs: 60_000, requestTimeoutMs: 60_000 }).start();
+  const load = new Load({ baseUrl: stack.url, author, getWorkers: 3, postWorkers: 3, paceMs: 20, retryForMs: 60_000, requestTimeoutMs: 60_000 }).start();
   try {
     await waitFor(() => load.submissions.filter((submission) => submission.accepted).length >= 20, { timeoutMs: 60_000, what: 'the load to flow' });
-    await docker(['service', 'update', '--force', '--detach', serviceName('web')]);
+    await stack.docker(['service', 'update', '--force', '--detach', serviceName('web')]);
     await waitFor(
       async () => {
-        const state = (await inspectService('web')).UpdateStatus?.State;
+        const state = (await stack.inspectService('web')).UpdateStatus?.State;
         if (state !== undefined && /rollback|paused/.test(state)) throw new Error(`the update of web went ${state}`);
-        const tasks = await runningTasks('web');
-        return state === 'completed' && tasks.every((task) => !before.has(task.taskId)) && (await serviceConverged('web')) === true;
+        const tasks = await stack.runningTasks('web');
+        return state === 'completed' && tasks.every((task) => !before.has(task.taskId)) && (await stack.serviceConverged('web')) === true;
       },
       { timeoutMs: 600_000, what: 'the update of web to replace every task', intervalMs: 1_000 },
     );
@@ -315,42 +297,206 @@ t.test('a rolling update of web under load: no failed request, every 202 persist
   } finally {
     await load.stop();
   }
-  const after = await runningTasks('web');
+  const after = await stack.runningTasks('web');
   t.equal(after.length, 3, 'three tasks again');
   t.ok(after.every((task) => !before.has(task.taskId)), 'every task was replaced');
-  t.equal(await oneContainer('nginx'), nginxBefore, 'nginx kept running (the same container) and followed the new addresses by itself');
-  t.equal((await inspectService('web')).UpdateStatus?.State, 'completed', 'the update completed (no rollback)');
-  await waitDrained(author, load.submissions.filter((submission) => submission.accepted).length);
-  assertReconciled(t, await reconcile(load, author), { gets: true });
+  t.equal((await stack.oneTask('nginx')).id, nginxBefore.id, 'nginx kept running (the same container) and followed the new addresses by itself');
+  t.equal((await stack.inspectService('web')).UpdateStatus?.State, 'completed', 'the update completed (no rollback)');
+  await stack.waitDrained(author, load.submissions.filter((submission) => submission.accepted).length);
+  assertReconciled(t, await reconcile(stack, load, author), { gets: true });
   t.same((await instanceIds(3)).ids, WEB_IDS(3), 'the replaced tasks keep their slots ids');
 });
 
 t.test('web scaled to 5: five instance ids', async (t) => {
-  await docker(['service', 'scale', '--detach', `${serviceName('web')}=5`]);
-  await waitConverged(['web']);
-  t.equal((await runningTasks('web')).length, 5, 'five tasks');
+  await stack.docker(['service', 'scale', '--detach', `${serviceName('web')}=5`]);
+  await stack.waitConverged(['web']);
+  t.equal((await stack.runningTasks('web')).length, 5, 'five tasks');
   const { ids, statuses } = await instanceIds(5);
   t.same(ids, WEB_IDS(5), 'web.1 to web.5 answer');
   t.same([...new Set(statuses)], [200], 'every request answered 200');
 });
 
 t.test('the worker scaled to 2: both persist, no entry is stored twice', async (t) => {
-  await docker(['service', 'scale', '--detach', `${serviceName('worker')}=2`]);
-  await waitConverged(['worker']);
-  t.equal((await runningTasks('worker')).length, 2, 'two worker tasks');
+  await stack.docker(['service', 'scale', '--detach', `${serviceName('worker')}=2`]);
+  await stack.waitConverged(['worker']);
+  t.equal((await stack.runningTasks('worker')).length, 2, 'two worker tasks');
   const author = `swarm-workers-${Date.now()}`;
-  const load = new Load({ baseUrl: SWARM_URL, author, getWorkers: 0, postWorkers: 0, paceMs: 0, retryForMs: 60_000, requestTimeoutMs: 60_000 });
+  const load = new Load({ baseUrl: stack.url, author, getWorkers: 0, postWorkers: 0, paceMs: 0, retryForMs: 60_000, requestTimeoutMs: 60_000 });
   // Bursts of 200 entries, each drained, until both workers have taken some (bounded by the wait).
   await waitFor(
     async () => {
       await load.burst(200, 16);
-      await waitDrained(author, load.submissions.filter((submission) => submission.accepted).length);
-      const workers = new Set((await rowsOf(author)).map((row) => row.persistedBy));
+      await stack.waitDrained(author, load.submissions.filter((submission) => submission.accepted).length);
+      const workers = new Set((await stack.rowsOf(author)).map((row) => row.persistedBy));
       return workers.has('worker.1') && workers.has('worker.2');
     },
     { timeoutMs: 300_000, what: 'entries persisted by worker.1 and by worker.2', intervalMs: 0 },
   );
-  const result = await reconcile(load, author);
+  const result = await reconcile(stack, load, author);
   t.same([...result.persistedBy].sort(), ['worker.1', 'worker.2'], 'both workers persisted entries');
   assertReconciled(t, result, { gets: false });
+});
+
+t.test('a node running API and worker tasks is killed under load: only requests in flight on it fail, nothing lost or duplicated, its tasks rescheduled', async (t) => {
+  const victim = cluster.node('app');
+  const before = await placement();
+  t.ok(before['web']?.includes(victim.name), `${victim.name} runs an API task`);
+  t.ok(before['worker']?.includes(victim.name), `${victim.name} runs a worker task`);
+  const author = `swarm-node-kill-${Date.now()}`;
+  const load = mixedLoad(author).start();
+  let killFrom = 0;
+  let killTo = 0;
+  try {
+    await flowing(load);
+    const started = Date.now();
+    killFrom = load.now();
+    await cluster.kill(victim);
+    killTo = load.now();
+    const down = await waitDown(victim, started);
+    await stack.waitConverged(SERVICES, 600_000);
+    const recovered = Date.now() - started;
+    t.comment(`${victim.name} killed: seen down after ${seconds(down)}, every service with all its tasks again after ${seconds(recovered)}`);
+    await more(load, 300);
+  } finally {
+    await load.stop();
+  }
+  const where = await placement();
+  t.comment(`placement after: ${JSON.stringify(where)}`);
+  t.notOk(Object.values(where).flat().includes(victim.name), `no task meant to run on ${victim.name}`);
+  t.equal(where['web']?.length, 5, 'five API tasks again, on the other nodes');
+  t.equal(where['worker']?.length, 2, 'two worker tasks again, on the other nodes');
+
+  await stack.waitDrained(author, accepted(load), 300_000);
+  const result = await reconcile(stack, load, author);
+  const caught = load.attempts.filter((attempt) => inFlight(attempt, killFrom, killTo));
+  const outside = result.failed.filter((attempt) => !inFlight(attempt, killFrom, killTo));
+  t.comment(summary(result));
+  t.comment(`${caught.length} requests in flight when the node was killed, ${result.failed.length} failed: ${JSON.stringify(result.failed.map(describe))}`);
+  t.same(outside.map(describe), [], 'every failed request was in flight when the node was killed');
+  t.equal(result.neverAccepted, 0, 'every entry submitted got a 202 in the end (retried with its key)');
+  assertNothingLost(t, result);
+});
+
+t.test('the killed node restarts and rejoins; the stack uses it again', async (t) => {
+  const node = cluster.node('app');
+  const started = Date.now();
+  await cluster.restart(node);
+  await cluster.waitReady([node]);
+  t.comment(`${node.name} restarted: a ready manager again after ${seconds(Date.now() - started)}`);
+  await stack.waitConverged(SERVICES);
+  t.same(await cluster.nodeState(node), { status: 'ready', availability: 'active', manager: 'reachable' }, 'ready, active, a reachable manager');
+  // Swarm never moves running tasks by itself: a new API task goes where the fewest run (the
+  // returned node), and an update of the worker places its tasks anew.
+  await stack.docker(['service', 'scale', '--detach', `${serviceName('web')}=6`]);
+  await stack.docker(['service', 'update', '--force', '--detach', serviceName('worker')]);
+  await stack.waitConverged(['web', 'worker'], 600_000);
+  const web = (await stack.runningTasks('web')).filter((task) => task.node.name === node.name);
+  t.ok(web.length > 0, `an API task runs on ${node.name} again`);
+  t.ok((await stack.runningTasks('worker')).some((task) => task.node.name === node.name), `a worker task runs on ${node.name} again`);
+  const slots = web.map((task) => `web.${task.slot}`);
+  const { ids } = await instanceIds(6, slots);
+  t.ok(slots.every((id) => ids.includes(id)), `${slots.join(', ')} (on ${node.name}) answer through nginx`);
+});
+
+t.test('a node drained under load and brought back: no failed request, nothing lost', async (t) => {
+  const node = cluster.node('app');
+  const author = `swarm-drain-${Date.now()}`;
+  const load = mixedLoad(author).start();
+  try {
+    await flowing(load);
+    const started = Date.now();
+    await stack.docker(['node', 'update', '--availability', 'drain', node.name]);
+    await waitFor(async () => !Object.values(await placement()).flat().includes(node.name) && (await stack.runningTasks('web')).every((task) => task.node.name !== node.name), {
+      timeoutMs: 300_000,
+      what: `${node.name} to run no task`,
+      intervalMs: 1_000,
+    });
+    await stack.waitConverged(SERVICES, 600_000);
+    t.comment(`${node.name} drained: its tasks moved in ${seconds(Date.now() - started)}`);
+    await more(load, 300);
+    await stack.docker(['node', 'update', '--availability', 'active', node.name]);
+    await more(load, 300);
+  } finally {
+    await load.stop();
+  }
+  t.equal((await cluster.nodeState(node)).availability, 'active', `${node.name} active again`);
+  await stack.waitDrained(author, accepted(load), 300_000);
+  assertReconciled(t, await reconcile(stack, load, author), { gets: true });
+});
+
+t.test('the data node killed under load and restarted with its disk: counted failures, nothing accepted lost', async (t) => {
+  const data = cluster.node('data');
+  const earlier = (await stack.rowsOf('swarm-e2e')).length;
+  const author = `swarm-data-kill-${Date.now()}`;
+  const load = mixedLoad(author).start();
+  let from = 0;
+  let back = 0;
+  try {
+    await flowing(load);
+    const started = Date.now();
+    from = load.now();
+    await cluster.kill(data);
+    const down = await waitDown(data, started);
+    await cluster.restart(data);
+    await cluster.waitReady([data]);
+    await stack.waitConverged(SERVICES, 600_000);
+    back = load.now();
+    t.comment(`${data.name} killed: seen down after ${seconds(down)}, restarted, every service with all its tasks again after ${seconds(Date.now() - started)}`);
+    // Whether the survivors recover by themselves: the API accepts again and the worker persists
+    // again. Found here: the API replicas and the workers that outlived the data node may keep a
+    // connection to the old task's address, which nothing answers any more (no reset: that
+    // machine is gone), so their commands hang (a POST until nginx gives up at 30 s; a worker
+    // takes no job). Known, so a todo with a bounded look, not a time assertion; then what an
+    // operator does: restart them.
+    const bounded = (probe: () => boolean | Promise<boolean>, what: string) =>
+      waitFor(probe, { timeoutMs: 90_000, what, intervalMs: 1_000 }).then(
+        () => true,
+        () => false,
+      );
+    const [acceptedMark, rowsMark] = [accepted(load), (await stack.rowsOf(author)).length];
+    const [apiBack, workerBack] = await Promise.all([
+      bounded(() => accepted(load) >= acceptedMark + 50, '50 more entries accepted'),
+      bounded(async () => (await stack.rowsOf(author)).length >= rowsMark + 50, '50 more rows persisted'),
+    ]);
+    t.comment(`by itself after the restart: the API ${apiBack ? 'accepts again' : 'did not accept 50 more entries within 90 s'}, the workers ${workerBack ? 'persist again' : 'did not persist 50 more within 90 s'}`);
+    t.ok(apiBack && workerBack, 'the API and the worker recover by themselves once the data node is back', {
+      todo: apiBack && workerBack ? false : "connections to the lost node's tasks stay half-open: needs TCP keep-alive or a command timeout that reconnects, in the app's Redis and PostgreSQL options",
+    });
+    if (!(apiBack && workerBack)) {
+      const restarted = Date.now();
+      await stack.docker(['service', 'update', '--force', '--detach', serviceName('web')]);
+      await stack.docker(['service', 'update', '--force', '--detach', serviceName('worker')]);
+      await stack.waitConverged(SERVICES, 600_000);
+      t.comment(`web and worker restarted by hand (service update --force): ${seconds(Date.now() - restarted)}`);
+    }
+    const again = accepted(load);
+    await waitFor(() => accepted(load) >= again + 50, { timeoutMs: 300_000, what: '50 more entries accepted after the restart' });
+  } finally {
+    await load.stop();
+  }
+  await stack.waitDrained(author, accepted(load), 300_000);
+  const result = await reconcile(stack, load, author);
+  const during = result.failed.filter((attempt) => attempt.answeredAt >= from && attempt.sentAt <= back);
+  // The outage as the clients saw it: from the first failed request to the next 202.
+  const firstFailed = Math.min(...during.map((attempt) => attempt.answeredAt));
+  const firstOk = load.attempts.filter((attempt) => attempt.method === 'POST' && attempt.outcome === 202 && attempt.sentAt > firstFailed).map((attempt) => attempt.answeredAt).sort((a, b) => a - b)[0];
+  t.comment(summary(result));
+  t.comment(`failed while the data node was away (${seconds(back - from)} until every task ran again): ${during.length} of ${result.failed.length}, ${JSON.stringify(failureCounts(result.failed))}; first failure ${seconds(firstFailed - from)} after the kill, first POST accepted after it ${firstOk === undefined ? 'never' : `${seconds(firstOk - from)} after the kill`}`);
+  t.equal((await stack.rowsOf('swarm-e2e')).length, earlier, 'the rows from before are all there (the volume survived)');
+  assertNothingLost(t, result);
+});
+
+t.test('the host engine is left as found: no node, network, volume or cgroup of this run, the same swarm state and networks', async (t) => {
+  const problems = await cleanUp();
+  t.same(problems, [], 'everything this run made is removed');
+  const after = await hostSnapshot();
+  const before = hostBefore ?? after;
+  t.comment(`host engine after: ${describeHost(after)}`);
+  t.equal(after.swarm, before.swarm, `the swarm state is the same (${after.swarm})`);
+  t.same(after.networks.filter((name) => name.startsWith(cluster.network)), [], 'no network of this run');
+  t.notOk(after.networks.includes('docker_gwbridge') && !before.networks.includes('docker_gwbridge'), 'no docker_gwbridge left on the host');
+  // The engine is shared: other projects may add or remove their own networks meanwhile.
+  const changed = [...after.networks.filter((name) => !before.networks.includes(name)), ...before.networks.filter((name) => !after.networks.includes(name))];
+  if (changed.length > 0) t.comment(`networks changed by others meanwhile: ${changed.join(', ')}`);
+  else t.same(after.networks, before.networks, 'the same networks');
 });
