@@ -88,7 +88,8 @@ for (const platform of PLATFORMS) {
     const seen = new Set<string>();
     await waitFor(
       async () => {
-        seen.add((await rawRequest(`${base}/api/instance`)).headerValues.get('x-instance-id')?.[0] ?? '');
+        const id = (await rawRequest(`${base}/api/instance`)).headerValues.get('x-instance-id')?.[0];
+        if (id !== undefined && id !== '') seen.add(id);
         return seen.size >= REPLICAS.length;
       },
       { timeoutMs: 30_000, what: `${platform.name}: answers from all three replicas`, intervalMs: 50 },

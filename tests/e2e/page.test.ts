@@ -165,9 +165,14 @@ t.test('a 503 keeps the text; the retry sends the same Idempotency-Key; no doubl
   page.on('request', (request) => {
     if (request.method() === 'POST' && request.url().endsWith('/api/entries')) keys.push(request.headers()['idempotency-key'] ?? '');
   });
+  // The 503 is held until the test has seen the form while the request is in flight.
+  let answer503 = (): void => undefined;
+  const held = new Promise<void>((resolve) => {
+    answer503 = resolve;
+  });
   await page.route('**/api/entries', async (route) => {
     if (route.request().method() !== 'POST') return route.fallback();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await held;
     return route.fulfill({
       status: 503,
       contentType: 'application/json',
@@ -184,6 +189,7 @@ t.test('a 503 keeps the text; the retry sends the same Idempotency-Key; no doubl
     form.requestSubmit();
   }`);
   t.ok(await page.locator('#submit-button').isDisabled(), 'the button is disabled while sending');
+  answer503();
   const formError = page.locator('#form-error');
   await formError.waitFor({ state: 'visible', timeout: 10_000 });
   t.match(await text(formError), /could not accept your entry right now/);

@@ -104,12 +104,14 @@ async function privilegedAllowed(labels: readonly string[]): Promise<boolean> {
 }
 
 /**
- * Removes the nodes' cgroup folders (/sys/fs/cgroup/<controller>/<node name>, deepest first)
+ * Removes the nodes' cgroup folders (/sys/fs/cgroup/<controller>/<node name> on cgroup v1,
+ * /sys/fs/cgroup/<node name> on v2; deepest first)
  * through a short-lived container that mounts the host's /sys/fs/cgroup: no root on the host.
  */
 async function removeCgroups(names: readonly string[]): Promise<string[]> {
   if (names.length === 0) return [];
-  const script = 'for name in "$@"; do for dir in /sys/fs/cgroup/*/"$name"; do [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} +; done; done; ls -d $(for name in "$@"; do echo /sys/fs/cgroup/*/"$name"; done) 2>/dev/null || true';
+  // cgroup v1 has a folder per controller (/sys/fs/cgroup/<controller>/<name>), v2 one (/sys/fs/cgroup/<name>).
+  const script = 'for name in "$@"; do for dir in /sys/fs/cgroup/"$name" /sys/fs/cgroup/*/"$name"; do [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} +; done; done; ls -d $(for name in "$@"; do echo /sys/fs/cgroup/"$name" /sys/fs/cgroup/*/"$name"; done) 2>/dev/null || true';
   const result = await exec('docker', [
     'run', '--rm', '--label', `${TEST_LABEL}=true`, '--label', `${SUITE_LABEL}=${SUITE}-cgroup-cleanup`,
     '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw', '--entrypoint', 'bash', NODE_IMAGE_TAG, '-c', script, 'cleanup', ...names,

