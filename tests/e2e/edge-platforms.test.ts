@@ -17,12 +17,12 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, rawRequest, REPO_ROOT, waitFor } from '@inflow/test-support';
+import { containerId, docker, rawRequest, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
 import { EDGE_CASES } from './edge-cases.ts';
 import { nginxImage } from './edge.ts';
 
 const RUN = `inflow-edge-platforms-${randomUUID().slice(0, 8)}`;
-const LABELS = ['--label', 'org.inflow.test=true', '--label', `org.inflow.test.run=${RUN}`];
+const LABELS = ['--label', TEST_LABEL, '--label', `org.inflow.test.run=${RUN}`];
 const REPLICAS = ['web1', 'web2', 'web3'];
 
 interface Platform {

@@ -72,7 +72,8 @@ export function compose(args: readonly string[], options: { timeoutMs?: number; 
 }
 
 /** A docker command; its stdout, or it throws with the output. */
-export const docker = (args: readonly string[]): Promise<string> => checked(['docker', ...args]);
+export const docker = (args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> =>
+  checked(['docker', ...args], options.env, options.timeoutMs);
 
 /**
  * A compose subcommand on the test project, blocking; throws with its output when it fails

@@ -26,6 +26,7 @@ import { hostname } from 'node:os';
 import type Dockerode from 'dockerode';
 import { onExit } from 'signal-exit';
 import { GenericContainer, getContainerRuntimeClient, type WaitStrategy } from 'testcontainers';
+import { OWNER_HOST_LABEL, OWNER_PID_LABEL, ownerGone, ownerLabels, TEST_LABEL } from './labels.ts';
 import { waitFor } from './wait.ts';
 
 // Read by testcontainers when a container starts, so setting it here, before any, is enough.
@@ -36,14 +37,6 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-const TEST_LABEL = 'org.inflow.test';
-const OWNER_PID_LABEL = 'org.inflow.test.owner-pid';
-const OWNER_HOST_LABEL = 'org.inflow.test.owner-host';
-
-/** The labels of everything this process starts. */
-export function ownerLabels(): Record<string, string> {
-  return { [TEST_LABEL]: 'true', [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };
-}
 
 export interface ServiceContainerSpec {
   /** The image, e.g. process.env.POSTGRES_IMAGE ?? 'postgres:15-bookworm'. */
@@ -90,15 +83,6 @@ function removeLeftoversAtExit(): void {
   spawnSync('docker', ['rm', '--force', '--volumes', ...live], { stdio: 'ignore', timeout: 30_000 });
 }
 
-/** True unless `pid` surely is not running here (EPERM: it runs, as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
 
 async function dockerode(): Promise<Dockerode> {
   return (await getContainerRuntimeClient()).container.dockerode;
@@ -116,11 +100,8 @@ let swept: Promise<void> | undefined;
 export function sweepOrphans(): Promise<void> {
   swept ??= (async () => {
     const docker = await dockerode();
-    const found = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=true`, `${OWNER_HOST_LABEL}=${hostname()}`] } });
-    const orphans = found.filter((container) => {
-      const pid = Number(container.Labels[OWNER_PID_LABEL]);
-      return Number.isInteger(pid) && pid > 0 && !processRuns(pid);
-    });
+    const found = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL, `${OWNER_HOST_LABEL}=${hostname()}`] } });
+    const orphans = found.filter((container) => ownerGone(container.Labels[OWNER_PID_LABEL], container.Labels[OWNER_HOST_LABEL]));
     await Promise.all(orphans.map((container) => docker.getContainer(container.Id).remove({ force: true, v: true }).catch(ignoreGone)));
   })();
   return swept;

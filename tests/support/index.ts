@@ -2,6 +2,7 @@ export * from './compose.ts';
 export * from './containers.ts';
 export * from './contract.ts';
 export * from './http.ts';
+export * from './labels.ts';
 export * from './ports.ts';
 export * from './processes.ts';
 export * from './services.ts';

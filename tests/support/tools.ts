@@ -12,11 +12,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { docker, exec, type RunResult } from './compose.ts';
+import { TEST_LABEL } from './labels.ts';
 import { REPO_ROOT } from './services.ts';
 import { waitFor } from './wait.ts';
 
-/** The label on every container the tests start, so that one can tell them apart and remove them. */
-export const TEST_LABEL = 'org.inflow.test=true';
 
 const TOOLS_DIR = join(REPO_ROOT, 'tests', 'tools');
 // The Node image the stack builds on (docker-compose.yml's default), Debian bookworm either way.

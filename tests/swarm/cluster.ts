@@ -25,14 +25,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { exec, REPO_ROOT, waitFor } from '@inflow/test-support';
+import { docker, exec, OWNER_HOST_LABEL, OWNER_PID_LABEL, ownerGone, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
 
-/** The labels every resource of this suite carries. */
-export const TEST_LABEL = 'org.inflow.test';
+/** The labels every resource of this suite carries, besides the kit's (TEST_LABEL and the owner). */
 const SUITE_LABEL = 'org.inflow.test.suite';
 const RUN_LABEL = 'org.inflow.test.run';
-const PID_LABEL = 'org.inflow.test.pid';
-const HOST_LABEL = 'org.inflow.test.host';
 const SUITE = 'swarm';
 
 /** The node image, built by this suite from tests/swarm/node (cached by the engine like any build). */
@@ -57,22 +54,9 @@ export interface SwarmNode {
 /** A command's result; never throws. */
 type Result = Awaited<ReturnType<typeof exec>>;
 
-async function run(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  const result = await exec('docker', args, options);
-  if (result.status !== 0) throw new Error(`docker ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-2_000)}${result.stdout.slice(-2_000)}`);
-  return result.stdout;
-}
 
 const lines = (text: string): string[] => text.split('\n').map((line) => line.trim()).filter((line) => line !== '');
 
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 /** What `docker info` and `docker network ls` say about the host engine: compared before and after. */
 export interface HostSnapshot {
@@ -81,8 +65,8 @@ export interface HostSnapshot {
 }
 
 export async function hostSnapshot(): Promise<HostSnapshot> {
-  const swarm = (await run(['info', '--format', '{{.Swarm.LocalNodeState}}'])).trim();
-  const networks = lines(await run(['network', 'ls', '--format', '{{.Name}}'])).sort();
+  const swarm = (await docker(['info', '--format', '{{.Swarm.LocalNodeState}}'])).trim();
+  const networks = lines(await docker(['network', 'ls', '--format', '{{.Name}}'])).sort();
   return { swarm, networks };
 }
 
@@ -90,7 +74,7 @@ export async function hostSnapshot(): Promise<HostSnapshot> {
 export async function buildNodeImage(): Promise<void> {
   if (process.env['INFLOW_SWARM_NODE_IMAGE'] !== undefined) return; // given, not built
   const base = process.env['NODE_IMAGE'] ?? 'node:24-bookworm-slim';
-  await run(['build', '-q', '--build-arg', `NODE_IMAGE=${base}`, '--label', `${TEST_LABEL}=true`, '-t', NODE_IMAGE_TAG, join(REPO_ROOT, 'tests', 'swarm', 'node')], {
+  await docker(['build', '-q', '--build-arg', `NODE_IMAGE=${base}`, '--label', TEST_LABEL, '-t', NODE_IMAGE_TAG, join(REPO_ROOT, 'tests', 'swarm', 'node')], {
     timeoutMs: 15 * 60_000,
   });
 }
@@ -113,7 +97,7 @@ async function removeCgroups(names: readonly string[]): Promise<string[]> {
   // cgroup v1 has a folder per controller (/sys/fs/cgroup/<controller>/<name>), v2 one (/sys/fs/cgroup/<name>).
   const script = 'for name in "$@"; do for dir in /sys/fs/cgroup/"$name" /sys/fs/cgroup/*/"$name"; do [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} +; done; done; ls -d $(for name in "$@"; do echo /sys/fs/cgroup/"$name" /sys/fs/cgroup/*/"$name"; done) 2>/dev/null || true';
   const result = await exec('docker', [
-    'run', '--rm', '--label', `${TEST_LABEL}=true`, '--label', `${SUITE_LABEL}=${SUITE}-cgroup-cleanup`,
+    'run', '--rm', '--label', TEST_LABEL, '--label', `${SUITE_LABEL}=${SUITE}-cgroup-cleanup`,
     '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw', '--entrypoint', 'bash', NODE_IMAGE_TAG, '-c', script, 'cleanup', ...names,
   ]);
   if (result.status !== 0) return [`removing the cgroups of ${names.join(', ')}: ${result.stderr}${result.stdout}`];
@@ -125,17 +109,17 @@ async function removeCgroups(names: readonly string[]): Promise<string[]> {
 async function removeRun(runId: string, cgroupNames: readonly string[]): Promise<string[]> {
   const problems: string[] = [];
   const filter = `label=${RUN_LABEL}=${runId}`;
-  const containers = lines(await run(['ps', '-aq', '--filter', filter]));
+  const containers = lines(await docker(['ps', '-aq', '--filter', filter]));
   if (containers.length > 0) {
     const removed = await exec('docker', ['rm', '-f', '-v', ...containers], { timeoutMs: 300_000 });
     if (removed.status !== 0) problems.push(`docker rm ${containers.join(' ')}: ${removed.stderr}`);
   }
-  const volumes = lines(await run(['volume', 'ls', '-q', '--filter', filter]));
+  const volumes = lines(await docker(['volume', 'ls', '-q', '--filter', filter]));
   if (volumes.length > 0) {
     const removed = await exec('docker', ['volume', 'rm', ...volumes], { timeoutMs: 300_000 });
     if (removed.status !== 0) problems.push(`docker volume rm ${volumes.join(' ')}: ${removed.stderr}`);
   }
-  for (const network of lines(await run(['network', 'ls', '-q', '--filter', filter]))) {
+  for (const network of lines(await docker(['network', 'ls', '-q', '--filter', filter]))) {
     const removed = await exec('docker', ['network', 'rm', network]);
     if (removed.status !== 0) problems.push(`docker network rm ${network}: ${removed.stderr}`);
   }
@@ -150,18 +134,18 @@ async function removeRun(runId: string, cgroupNames: readonly string[]): Promise
  */
 export async function sweepStale(): Promise<string[]> {
   const stale = new Map<string, Set<string>>();
-  const format = `{{.Names}}\t{{.Label "${RUN_LABEL}"}}\t{{.Label "${PID_LABEL}"}}\t{{.Label "${HOST_LABEL}"}}`;
-  for (const line of lines(await run(['ps', '-a', '--filter', `label=${SUITE_LABEL}=${SUITE}`, '--format', format]))) {
+  const format = `{{.Names}}\t{{.Label "${RUN_LABEL}"}}\t{{.Label "${OWNER_PID_LABEL}"}}\t{{.Label "${OWNER_HOST_LABEL}"}}`;
+  for (const line of lines(await docker(['ps', '-a', '--filter', `label=${SUITE_LABEL}=${SUITE}`, '--format', format]))) {
     const [name = '', runId = '', pid = '', host = ''] = line.split('\t');
-    if (runId === '' || host !== hostname() || pidAlive(Number(pid))) continue;
+    if (runId === '' || !ownerGone(pid, host)) continue;
     stale.set(runId, (stale.get(runId) ?? new Set()).add(name));
   }
   // Networks and volumes whose containers are gone already.
   for (const kind of ['network', 'volume'] as const) {
-    const rows = lines(await run([kind, 'ls', '--filter', `label=${SUITE_LABEL}=${SUITE}`, '--format', format.replace('{{.Names}}', '{{.Name}}')]));
+    const rows = lines(await docker([kind, 'ls', '--filter', `label=${SUITE_LABEL}=${SUITE}`, '--format', format.replace('{{.Names}}', '{{.Name}}')]));
     for (const row of rows) {
       const [, runId = '', pid = '', host = ''] = row.split('\t');
-      if (runId === '' || host !== hostname() || pidAlive(Number(pid))) continue;
+      if (runId === '' || !ownerGone(pid, host)) continue;
       if (!stale.has(runId)) stale.set(runId, new Set());
     }
   }
@@ -185,11 +169,11 @@ export class Cluster {
   readonly nodes: SwarmNode[] = ROLES.map((role, i) => ({ name: `inflow-swarm-${this.runId}-${i + 1}`, role, ip: '' }));
   privileged = false;
   readonly #labels = [
-    `${TEST_LABEL}=true`,
+    TEST_LABEL,
     `${SUITE_LABEL}=${SUITE}`,
     `${RUN_LABEL}=${this.runId}`,
-    `${PID_LABEL}=${process.pid}`,
-    `${HOST_LABEL}=${hostname()}`,
+    `${OWNER_PID_LABEL}=${process.pid}`,
+    `${OWNER_HOST_LABEL}=${hostname()}`,
   ];
   readonly #edgePorts: readonly number[];
 
@@ -212,7 +196,7 @@ export class Cluster {
   async start(): Promise<void> {
     this.privileged = await privilegedAllowed(this.#labels);
     const labels = this.#labels.flatMap((label) => ['--label', label]);
-    await run(['network', 'create', ...labels, this.network]);
+    await docker(['network', 'create', ...labels, this.network]);
     await Promise.all(this.nodes.map((node) => this.#runNode(node)));
     for (const node of this.nodes) node.ip = await this.#ipOf(node);
     await Promise.all(this.nodes.map((node) => this.waitEngine(node)));
@@ -239,7 +223,7 @@ export class Cluster {
           '-e', `INFLOW_NODE_CGROUP_PARENT=/${node.name}`,
         ];
     const ports = node.role === 'edge' ? this.#edgePorts.flatMap((port) => ['-p', `127.0.0.1::${port}`]) : [];
-    await run([
+    await docker([
       'run', '-d', '--name', node.name, '--hostname', node.name, '--network', this.network,
       ...this.#labels.flatMap((label) => ['--label', label]), '--label', `org.inflow.test.role=${node.role}`,
       ...isolation, ...ports,
@@ -249,7 +233,7 @@ export class Cluster {
   }
 
   async #ipOf(node: SwarmNode): Promise<string> {
-    return (await run(['inspect', '--format', `{{(index .NetworkSettings.Networks "${this.network}").IPAddress}}`, node.name])).trim();
+    return (await docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${this.network}").IPAddress}}`, node.name])).trim();
   }
 
   /** Waits until the node's engine answers. */
@@ -282,7 +266,7 @@ export class Cluster {
   /** A docker command run by a node's own engine; throws with its output when it fails. */
   async docker(node: SwarmNode, args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<string> {
     const env = Object.entries(options.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
-    return run(['exec', ...env, node.name, 'docker', ...args], { timeoutMs: options.timeoutMs ?? 120_000 });
+    return docker(['exec', ...env, node.name, 'docker', ...args], { timeoutMs: options.timeoutMs ?? 120_000 });
   }
 
   /** The same, never throwing. */
@@ -298,7 +282,7 @@ export class Cluster {
 
   /** The host port (on 127.0.0.1) that reaches `port` inside the edge node. */
   async hostPort(port: number): Promise<number> {
-    const mapping = (await run(['port', this.control.name, `${port}/tcp`])).trim().split('\n')[0] ?? '';
+    const mapping = (await docker(['port', this.control.name, `${port}/tcp`])).trim().split('\n')[0] ?? '';
     return Number(/:(\d+)$/.exec(mapping)?.[1] ?? Number.NaN);
   }
 
@@ -356,12 +340,12 @@ export class Cluster {
 
   /** Stops a node hard: its engine container is killed (SIGKILL), as a machine losing power. */
   async kill(node: SwarmNode): Promise<void> {
-    await run(['kill', node.name]);
+    await docker(['kill', node.name]);
   }
 
   /** Starts a killed node again (the same container and volume: the machine's disk survived). */
   async restart(node: SwarmNode): Promise<void> {
-    await run(['start', node.name]);
+    await docker(['start', node.name]);
     const ip = await this.#ipOf(node);
     if (ip !== node.ip) throw new Error(`${node.name} came back with address ${ip}, not ${node.ip}: the swarm knows it by its address`);
     await this.waitEngine(node);
