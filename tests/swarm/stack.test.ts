@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Load, type Attempt } from '../chaos/load.ts';
-import { acceptEntry, http, waitFor, type ErrorBody } from '@inflow/test-support';
+import { acceptEntry, http, openEventStream, waitFor, type ErrorBody } from '@inflow/test-support';
 import { buildNodeImage, Cluster, hostSnapshot, sweepStale, type HostSnapshot, type SwarmNode } from './cluster.ts';
 import { assertNothingLost, assertReconciled, describe, failureCounts, reconcile, summary } from './reconcile.ts';
 import { buildImages, serviceName, SERVICES, Stack, STACK, SWARM_PORT } from './swarm.ts';
@@ -181,33 +181,25 @@ t.test('the edge: public paths answer, everything else is a 404 in the API error
 });
 
 t.test('the event stream passes through nginx unbuffered: an entry shows up while the stream is open', async (t) => {
-  const controller = new AbortController();
-  const response = await fetch(`${stack.url}/api/events`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
-  t.equal(response.status, 200);
-  t.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
-  let text = '';
-  const body = response.body;
-  if (body === null) throw new Error('the event stream has no body');
-  const decoder = new TextDecoder();
-  const reading = (async () => {
-    for await (const chunk of body) text += decoder.decode(chunk as Uint8Array, { stream: true });
-  })().catch(() => undefined);
+  const stream = await openEventStream(`${stack.url}/api/events`);
+  t.equal(stream.response.status, 200);
+  t.match(stream.response.headers.get('content-type') ?? '', /^text\/event-stream/);
   try {
-    await waitFor(() => text.includes('event: hello'), { timeoutMs: 30_000, what: 'the stream to say hello' });
+    await waitFor(() => stream.text().includes('event: hello'), { timeoutMs: 30_000, what: 'the stream to say hello' });
     // The replica subscribes to the queue's events when its first stream connects: post until an
     // entry's change arrives (another replica may accept it).
     const ids: string[] = [];
     await waitFor(
       async () => {
         ids.push((await acceptEntry(stack.url, 'swarm-events', `event ${ids.length}`)).id);
-        return ids.some((id) => text.includes(id));
+        return ids.some((id) => stream.text().includes(id));
       },
       { timeoutMs: 60_000, what: 'an accepted entry on the event stream', intervalMs: 1_000 },
     );
     t.pass(`an entry's change arrived on the open stream (after ${ids.length} POSTs)`);
   } finally {
-    controller.abort();
-    await reading;
+    stream.close();
+    await stream.ended;
   }
 });
 
