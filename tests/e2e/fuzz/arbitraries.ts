@@ -17,7 +17,8 @@ export const EDGE = [
   'e\u0301', // combining accent
   '\ufeff', // BOM
   '\u00a0', // no-break space (trimmed)
-  '\u2028', // line separator (trimmed, allowed inside)
+  '\u2028', // line separator (trimmed; inside, refused in names and kept in messages)
+  'e\u0301\u0302\u0303\u0304\u0305', // five combining marks on one letter: refused in names
   '\u0085', // NEL, a C1 control
   '\u007f',
   '\t',

@@ -37,8 +37,10 @@ export function expectStatus(expected: readonly number[], method: string, path: 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
 /* eslint-enable no-control-regex */
-// Names also refuse invisible formatting characters (bidi controls, zero-width ones, BOM, …).
-const CONTROL_OR_FORMAT = new RegExp(`${CONTROL.source}|\\p{Cf}`, 'u');
+// Names also refuse invisible formatting characters (bidi controls, zero-width ones, BOM, …),
+// line and paragraph separators (a name is one line), and more than 4 combining marks in a row
+// (one character buried under marks).
+const NAME_FORBIDDEN = new RegExp(`${CONTROL.source}|\\p{Cf}|\\p{Zl}|\\p{Zp}|\\p{M}{5,}`, 'u');
 
 /** The stored form of a field, or undefined when the API must refuse it. */
 function validText(value: unknown, max: number, forbidden: RegExp): string | undefined {
@@ -55,7 +57,7 @@ export function expectedEntry(value: unknown): { author: string; message: string
   const keys = Object.keys(value);
   if (keys.length !== 2 || !keys.includes('author') || !keys.includes('message')) return undefined;
   const { author, message } = value as { author: unknown; message: unknown };
-  const a = validText(author, 80, CONTROL_OR_FORMAT);
+  const a = validText(author, 80, NAME_FORBIDDEN);
   const m = validText(message, 2000, CONTROL_BUT_NEWLINE);
   return a === undefined || m === undefined ? undefined : { author: a, message: m };
 }
