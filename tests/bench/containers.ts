@@ -12,16 +12,17 @@
  * Their nginx publishes no port: the loads run in its network namespace (load.ts). Every one
  * carries the project's test label besides the benchmark's own.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerId, docker, PROJECT, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
+import { containerId, docker, exec, PROJECT, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
 import type { LoadTarget } from './load.ts';
 
 /** The label of every container and network the benchmark adds, for `removeAll`. */
 export const BENCH_LABEL = `inflow.bench=${PROJECT}`;
 const PROBES = join(REPO_ROOT, 'tests', 'bench', 'probes');
 const NGINX_CONF = join(REPO_ROOT, 'nginx.conf');
+const EDGE_DIR = join(REPO_ROOT, 'deploy', 'nginx', 'edge');
 
 /**
  * What an nginx container running the project's nginx.conf needs besides it, as docker-compose.yml
@@ -83,12 +84,17 @@ async function runDetached(args: readonly string[]): Promise<string> {
 }
 
 /**
- * Starts an nginx with `conf` on `network` and waits until a replica answers through it
- * (GET /api/instance, with the image's curl).
+ * Starts an nginx with the configuration in `dir` (nginx.conf and the edge/ it includes) on
+ * `network` and waits until a replica answers through it (GET /api/instance, with the image's curl).
  */
-async function startNginx(network: string, conf: string): Promise<{ id: string; target: LoadTarget }> {
+async function startNginx(network: string, dir: string): Promise<{ id: string; target: LoadTarget }> {
   const nginx = await inspect('nginx');
-  const id = await runDetached(['--network', network, '-v', `${conf}:/etc/nginx/nginx.conf:ro`, ...nginxEdgeArgs(), nginx.Config.Image]);
+  const id = await runDetached([
+    '--network', network,
+    '-v', `${join(dir, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,
+    '-v', `${join(dir, 'edge')}:/etc/nginx/edge:ro`,
+    ...nginxEdgeArgs(), nginx.Config.Image,
+  ]);
   await waitFor(
     async () => (await docker(['exec', id, 'curl', '-fsS', '-o', '/dev/null', 'http://127.0.0.1/api/instance']).then(() => true, () => false)),
     { timeoutMs: 60_000, what: `the nginx of ${network} to answer 200`, intervalMs: 500 },
@@ -97,19 +103,20 @@ async function startNginx(network: string, conf: string): Promise<{ id: string; 
 }
 
 /**
- * The project's nginx.conf, changed only as asked, written to a temporary file: `noRateLimit`
- * drops the limit_conn lines (the limit_req line
- * is in a rendered include, its rate raised by nginxEdgeArgs).
+ * The project's edge (nginx.conf and deploy/nginx/edge/), changed only as asked, written to a
+ * temporary folder: `noRateLimit` drops every limit_req and limit_conn line (the limit_req_zone
+ * rate is raised by nginxEdgeArgs).
  */
 function nginxConf(change: { noRateLimit?: boolean }): string {
-  let conf = readFileSync(NGINX_CONF, 'utf8');
-  if (change.noRateLimit === true) {
-    conf = conf.replace(/^\s*limit_(req|conn)(_status)? [^\n]*\n/gm, '');
-    if (/^\s*limit_(req|conn) /m.test(conf)) throw new Error('nginx.conf: could not remove the rate limit');
+  const dir = mkdtempSync(join(tmpdir(), 'inflow-bench-'));
+  const strip = (text: string): string => (change.noRateLimit === true ? text.replace(/^\s*limit_(req|conn)(_status)? [^\n]*\n/gm, '') : text);
+  writeFileSync(join(dir, 'nginx.conf'), strip(readFileSync(NGINX_CONF, 'utf8')));
+  mkdirSync(join(dir, 'edge'));
+  for (const file of readdirSync(EDGE_DIR)) writeFileSync(join(dir, 'edge', file), strip(readFileSync(join(EDGE_DIR, file), 'utf8')));
+  if (change.noRateLimit === true && readdirSync(join(dir, 'edge')).some((file) => /^\s*limit_(req|conn) /m.test(readFileSync(join(dir, 'edge', file), 'utf8')))) {
+    throw new Error('the edge: could not remove the rate limit');
   }
-  const file = join(mkdtempSync(join(tmpdir(), 'inflow-bench-')), 'nginx.conf');
-  writeFileSync(file, conf);
-  return file;
+  return dir;
 }
 
 /** The proxy ceiling: nginx (the project's nginx.conf, no capacity bounds, the rate limit raised) in front of three bare node:http servers. */
@@ -167,7 +174,10 @@ export async function removeSyncPeer(peer: SyncPeer): Promise<void> {
 /** Removes every container and network the benchmark started for this project. */
 export async function removeAll(): Promise<void> {
   const ids = (await docker(['ps', '-aq', '--filter', `label=${BENCH_LABEL}`])).split('\n').filter(Boolean);
-  if (ids.length > 0) await docker(['rm', '-f', ...ids]);
+  // A container started with --rm may be on its way out already: that is removed too.
+  const removed = ids.length === 0 ? undefined : await exec('docker', ['rm', '-f', ...ids]);
+  const failures = (removed?.stderr ?? '').split('\n').filter((line) => line !== '' && !/already in progress|No such container/.test(line));
+  if (failures.length > 0) throw new Error(`removing the benchmark's containers: ${failures.join('\n')}`);
   const networks = (await docker(['network', 'ls', '-q', '--filter', `label=${BENCH_LABEL}`])).split('\n').filter(Boolean);
   if (networks.length > 0) await docker(['network', 'rm', ...networks]);
 }

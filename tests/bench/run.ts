@@ -104,6 +104,7 @@ async function main(): Promise<number> {
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec((await runTool(['--network', 'none'], ['cat', '/proc/cpuinfo'])).stdout)?.[1] ?? 'cpu';
   const sampler = sampleResources();
   let results: Results;
+  const cleanupFailures: string[] = [];
   try {
     const steps: Record<string, CpuWindow> = {};
     const run = <T>(name: string, line: string, measure: () => Promise<T>) => step(name, line, measure, sampler, steps);
@@ -132,12 +133,32 @@ async function main(): Promise<number> {
       steps,
       resources: await sampler.stop(),
     };
+  } catch (error) {
+    // Said before the cleanup below runs, so that an error of the cleanup cannot hide it.
+    say(`the benchmark stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    throw error;
   } finally {
-    await sampler.stop();
-    await stopMachineProbe();
-    await removeAll();
-    if (!values.keep) down();
+    // Every step runs, whatever failed before it: the stack must not outlive a failed run.
+    const cleanup: [string, () => unknown][] = [
+      ['the sampler', () => sampler.stop()],
+      ['the machine probe', () => stopMachineProbe()],
+      ["the benchmark's containers", () => removeAll()],
+      [
+        'the stack',
+        () => {
+          if (!values.keep) down();
+        },
+      ],
+    ];
+    for (const [what, step] of cleanup) {
+      try {
+        await step();
+      } catch (error) {
+        cleanupFailures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
   }
+  if (cleanupFailures.length > 0) throw new Error(`cleaning up after the benchmark failed:\n${cleanupFailures.join('\n')}`);
 
   const goals = verdicts(results);
   const meta = {
