@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import type { DatabaseConfig } from '@inflow/shared';
 import { startServiceContainer, type ServiceContainer, type Teardown } from './containers.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
@@ -17,19 +18,8 @@ export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 const POSTGRES_IMAGE = process.env['POSTGRES_IMAGE'] ?? 'postgres:15-bookworm';
 const REDIS_IMAGE = process.env['REDIS_IMAGE'] ?? 'redis:7-bookworm';
 
-/** What a test does to a server: the faults, on its container. */
-export interface ServerControl {
-  readonly port: number;
-  /** Stops the server (its image's stop signal: a clean shutdown); the port then refuses. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port; resolves once it answers. */
-  start(): Promise<void>;
-  /** stop() then start(). */
-  restart(): Promise<void>;
-  /** Freezes the server: connections are accepted and held, nothing answers. */
-  pause(): Promise<void>;
-  unpause(): Promise<void>;
-}
+/** What a test does to a server: the faults, on its container (containers.ts says how each is done). */
+export type ServerControl = Omit<ServiceContainer, 'id'>;
 
 function control(container: ServiceContainer): ServerControl {
   return {
@@ -45,6 +35,8 @@ function control(container: ServiceContainer): ServerControl {
 export interface PostgresServer extends ServerControl {
   /** The DB_* variables of the apps for this server. */
   readonly env: Record<string, string>;
+  /** The same server as the apps' own configuration reads it, for createDatabase. */
+  databaseConfig(overrides?: Partial<DatabaseConfig>): DatabaseConfig;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
@@ -101,6 +93,15 @@ export async function startPostgres(t: Teardown): Promise<PostgresServer> {
       DB_USER: PG_USER,
       DB_PASS: 'inflow-test-password',
     },
+    databaseConfig: (overrides = {}) => ({
+      host: '127.0.0.1',
+      port: container.port,
+      name: PG_DATABASE,
+      user: PG_USER,
+      password: 'inflow-test-password',
+      poolMax: 1,
+      ...overrides,
+    }),
     query: (text, values) => pool.query(text, values),
   };
 }

@@ -6,21 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { startPostgres, waitFor } from '@inflow/test-support';
-import { createDatabase, createLogger, type DatabaseConfig } from '@inflow/shared';
+import { createDatabase, createLogger } from '@inflow/shared';
 import t from 'tap';
 import { DatabaseGate } from '../src/entries/database-gate.ts';
 import { EntriesRepository } from '../src/entries/entries.repository.ts';
 
 const logger = createLogger({ service: 'test', instanceId: 'test', level: 'silent', sync: true });
 const pg = await startPostgres(t);
-const config: DatabaseConfig = {
-  host: pg.env['DB_HOST'] ?? '127.0.0.1',
-  port: Number(pg.env['DB_PORT']),
-  name: pg.env['DB_NAME'] ?? 'inflow',
-  user: pg.env['DB_USER'] ?? 'inflow',
-  password: pg.env['DB_PASS'] ?? '',
-  poolMax: 1,
-};
+const config = pg.databaseConfig();
 
 const errorOf = (promise: Promise<unknown>) =>
   promise.then(

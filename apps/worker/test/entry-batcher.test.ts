@@ -11,14 +11,7 @@ import { EntryBatcher, type PersistOutcome } from '../src/entries/entry-batcher.
 
 const logger = createLogger({ service: 'test', instanceId: 'test', level: 'silent', sync: true });
 const pg = await startPostgres(t);
-const dbConfig = {
-  host: pg.env['DB_HOST'] ?? '127.0.0.1',
-  port: Number(pg.env['DB_PORT']),
-  name: pg.env['DB_NAME'] ?? 'inflow',
-  user: pg.env['DB_USER'] ?? 'inflow',
-  password: pg.env['DB_PASS'] ?? '',
-  poolMax: 10,
-};
+const dbConfig = pg.databaseConfig({ poolMax: 10 });
 const database = createDatabase(dbConfig, logger);
 t.teardown(() => database.close());
 const repository = new EntriesRepository(database.db);

@@ -14,18 +14,10 @@ import { EntriesRepository } from '../src/entries/entries.repository.ts';
 
 const logger = createLogger({ service: 'test', instanceId: 'test', level: 'silent', sync: true });
 const pg = await startPostgres(t);
-const base: DatabaseConfig = {
-  host: pg.env['DB_HOST'] ?? '127.0.0.1',
-  port: Number(pg.env['DB_PORT']),
-  name: pg.env['DB_NAME'] ?? 'inflow',
-  user: pg.env['DB_USER'] ?? 'inflow',
-  password: pg.env['DB_PASS'] ?? '',
-  poolMax: 1,
-};
 
 /** The worker's repository as `config` connects, closed with the test. */
 function repositoryAs(t: Teardown, config: Partial<DatabaseConfig>) {
-  const database = createDatabase({ ...base, ...config }, logger);
+  const database = createDatabase(pg.databaseConfig(config), logger);
   t.teardown(() => database.close());
   return { database, repository: new EntriesRepository(database.db) };
 }
