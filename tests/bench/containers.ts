@@ -15,7 +15,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerId, docker, exec, PROJECT, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
+import { containerId, docker, exec, PROJECT, REPO_ROOT, ownerLabelArgs, waitFor } from '@inflow/test-support';
 import type { LoadTarget } from './load.ts';
 
 /** The label of every container and network the benchmark adds, for `removeAll`. */
@@ -67,7 +67,7 @@ export async function runProbe<T>(script: string, args: readonly (string | numbe
   const worker = await inspect('worker');
   const env = worker.Config.Env.filter((variable) => /^(REDIS_|DB_|WORKER_CONCURRENCY=)/.test(variable));
   const stdout = await docker([
-    'run', '--rm', '--label', TEST_LABEL, '--label', BENCH_LABEL,
+    'run', '--rm', ...ownerLabelArgs(), '--label', BENCH_LABEL,
     '--network', networkOf(worker, '_backend'),
     ...env.flatMap((variable) => ['-e', variable]),
     '-e', 'LOG_LEVEL=warn',
@@ -80,7 +80,7 @@ export async function runProbe<T>(script: string, args: readonly (string | numbe
 }
 
 async function runDetached(args: readonly string[]): Promise<string> {
-  return (await docker(['run', '-d', '--label', TEST_LABEL, '--label', BENCH_LABEL, ...args])).trim();
+  return (await docker(['run', '-d', ...ownerLabelArgs(), '--label', BENCH_LABEL, ...args])).trim();
 }
 
 /**
@@ -123,7 +123,7 @@ function nginxConf(change: { noRateLimit?: boolean }): string {
 export async function startProxyCeiling(): Promise<LoadTarget> {
   const worker = await inspect('worker');
   const network = `${PROJECT}-bench-ceiling`;
-  await docker(['network', 'create', '--label', TEST_LABEL, '--label', BENCH_LABEL, network]);
+  await docker(['network', 'create', ...ownerLabelArgs(), '--label', BENCH_LABEL, network]);
   for (const name of ['web1', 'web2', 'web3']) {
     await runDetached([
       '--network', network, '--network-alias', name, '-e', `INSTANCE_ID=bare-${name}`,
@@ -147,7 +147,7 @@ export interface SyncPeer {
 export async function startSyncPeer(): Promise<SyncPeer> {
   const web = await inspect('web1');
   const network = `${PROJECT}-bench-sync`;
-  await docker(['network', 'create', '--label', TEST_LABEL, '--label', BENCH_LABEL, network]);
+  await docker(['network', 'create', ...ownerLabelArgs(), '--label', BENCH_LABEL, network]);
   const env = web.Config.Env.filter((variable) => !variable.startsWith('INSTANCE_ID='));
   const containers: Record<string, string> = {};
   for (const name of ['web1', 'web2', 'web3']) {

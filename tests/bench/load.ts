@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exec, PROJECT, REPO_ROOT, TEST_LABEL, toolsImage } from '@inflow/test-support';
+import { exec, PROJECT, REPO_ROOT, ownerLabelArgs, toolsImage } from '@inflow/test-support';
 import { BENCH_LABEL } from './containers.ts';
 
 const SCRIPTS = join(REPO_ROOT, 'tests', 'bench', 'wrk');
@@ -91,7 +91,7 @@ async function wrk(target: LoadTarget, script: string, options: LoadOptions, env
   const child = spawn(
     'docker',
     [
-      'run', '--rm', '--init', '--name', name, '--label', TEST_LABEL, '--label', BENCH_LABEL,
+      'run', '--rm', '--init', '--name', name, ...ownerLabelArgs(), '--label', BENCH_LABEL,
       '--network', 'container' in target ? `container:${target.container}` : 'host', ...HOST_USER,
       '-v', `${SCRIPTS}:/bench/wrk:ro`, ...(ids === undefined ? [] : ['-v', `${ids}:/ids`]),
       ...Object.entries(settings).flatMap(([key, value]) => ['-e', `${key}=${value}`]),

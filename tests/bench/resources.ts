@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { containerId, SERVICES, TEST_LABEL, toolsImage } from '@inflow/test-support';
+import { containerId, SERVICES, ownerLabelArgs, toolsImage } from '@inflow/test-support';
 import { BENCH_LABEL } from './containers.ts';
 import { containerProcesses, containerStats } from './engine.ts';
 import { round } from './load.ts';
@@ -53,7 +53,7 @@ let machine: Promise<(() => Promise<string>) & { end: () => void }> | undefined;
 
 function machineProbe(): NonNullable<typeof machine> {
   machine ??= (async () => {
-    const child = spawn('docker', ['run', '-i', '--rm', '--init', '--label', TEST_LABEL, '--label', BENCH_LABEL, '--network', 'none', await toolsImage(), 'node', '-e', STAT_READER], {
+    const child = spawn('docker', ['run', '-i', '--rm', '--init', ...ownerLabelArgs(), '--label', BENCH_LABEL, '--network', 'none', await toolsImage(), 'node', '-e', STAT_READER], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const waiting: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];

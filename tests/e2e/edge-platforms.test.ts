@@ -17,12 +17,13 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, rawRequest, REPO_ROOT, TEST_LABEL, waitFor } from '@inflow/test-support';
+import { containerId, docker, ownerLabelArgs, rawRequest, REPO_ROOT, sweepOrphans, waitFor } from '@inflow/test-support';
 import { EDGE_CASES } from './edge-cases.ts';
 import { nginxImage } from './edge.ts';
 
 const RUN = `inflow-edge-platforms-${randomUUID().slice(0, 8)}`;
-const LABELS = ['--label', TEST_LABEL, '--label', `org.inflow.test.run=${RUN}`];
+// The owner too: a run killed before its teardown is swept by the next (containers.ts).
+const LABELS = [...ownerLabelArgs(), '--label', `org.inflow.test.run=${RUN}`];
 const REPLICAS = ['web1', 'web2', 'web3'];
 
 interface Platform {
@@ -65,6 +66,7 @@ async function removeAll(): Promise<void> {
 }
 
 t.before(async () => {
+  await sweepOrphans();
   await docker(['network', 'create', ...LABELS, RUN]);
   for (const replica of REPLICAS) {
     await docker(['network', 'connect', '--alias', 'tasks.web', '--alias', 'inflow-api', RUN, containerId(replica)]);

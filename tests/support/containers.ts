@@ -96,13 +96,25 @@ const ignoreGone = (error: unknown): void => {
 
 let swept: Promise<void> | undefined;
 
-/** Removes this host's test containers whose owner process has ended (once per process). */
+/**
+ * Removes this host's test containers and networks whose owner process has ended (once per
+ * process): what a run killed before its teardown left. A network goes once nothing is attached:
+ * a test may have attached the compose stack's containers to it.
+ */
 export function sweepOrphans(): Promise<void> {
   swept ??= (async () => {
     const docker = await dockerode();
-    const found = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL, `${OWNER_HOST_LABEL}=${hostname()}`] } });
-    const orphans = found.filter((container) => ownerGone(container.Labels[OWNER_PID_LABEL], container.Labels[OWNER_HOST_LABEL]));
-    await Promise.all(orphans.map((container) => docker.getContainer(container.Id).remove({ force: true, v: true }).catch(ignoreGone)));
+    const filters = { label: [TEST_LABEL, `${OWNER_HOST_LABEL}=${hostname()}`] };
+    const orphaned = (labels: Record<string, string> | undefined) => ownerGone(labels?.[OWNER_PID_LABEL], labels?.[OWNER_HOST_LABEL]);
+    const containers = (await docker.listContainers({ all: true, filters })).filter((container) => orphaned(container.Labels));
+    await Promise.all(containers.map((container) => docker.getContainer(container.Id).remove({ force: true, v: true }).catch(ignoreGone)));
+    const networks = (await docker.listNetworks({ filters })).filter((network) => orphaned(network.Labels));
+    for (const found of networks) {
+      const network = docker.getNetwork(found.Id);
+      const attached = Object.keys(((await network.inspect().catch(() => ({}))) as { Containers?: Record<string, unknown> }).Containers ?? {});
+      for (const container of attached) await network.disconnect({ Container: container, Force: true }).catch(ignoreGone);
+      await network.remove().catch(ignoreGone);
+    }
   })();
   return swept;
 }

@@ -15,6 +15,11 @@ export function ownerLabels(): Record<string, string> {
   return { 'org.inflow.test': 'true', [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };
 }
 
+/** ownerLabels() as `docker run` / `docker network create` arguments. */
+export function ownerLabelArgs(): string[] {
+  return Object.entries(ownerLabels()).flatMap(([name, value]) => ['--label', `${name}=${value}`]);
+}
+
 /**
  * True when a resource's owner labels name a process of this host that has ended. A pid that
  * answers EPERM runs, as another user; a resource of another host is never ours to judge.

@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { docker, exec, type RunResult } from './compose.ts';
-import { TEST_LABEL } from './labels.ts';
+import { sweepOrphans } from './containers.ts';
+import { ownerLabelArgs, TEST_LABEL } from './labels.ts';
 import { REPO_ROOT } from './services.ts';
 import { waitFor } from './wait.ts';
 
@@ -52,9 +53,18 @@ export function toolsImage(): Promise<string> {
 /** Options of `docker run` before the image: mounts, network, environment… */
 export type RunOptions = readonly string[];
 
+/**
+ * The labels of a container started here: its owner too, so that a run killed before its
+ * teardown leaves nothing a later run does not remove (containers.ts's sweepOrphans).
+ */
+async function ownedLabels(): Promise<string[]> {
+  await sweepOrphans().catch(() => undefined);
+  return ownerLabelArgs();
+}
+
 /** Runs a command in a fresh container of `image`, removed when it ends; never throws. */
-export function runIn(image: string, options: RunOptions, command: readonly string[], timeoutMs = 300_000): Promise<RunResult> {
-  return exec('docker', ['run', '--rm', '--label', TEST_LABEL, ...options, image, ...command], { timeoutMs });
+export async function runIn(image: string, options: RunOptions, command: readonly string[], timeoutMs = 300_000): Promise<RunResult> {
+  return exec('docker', ['run', '--rm', ...(await ownedLabels()), ...options, image, ...command], { timeoutMs });
 }
 
 /** Runs a command of the tools image in a fresh container, removed when it ends; never throws. */
@@ -64,7 +74,7 @@ export async function runTool(options: RunOptions, command: readonly string[], t
 
 /** Starts a container of the tools image in the background; the caller removes it (`removeContainer`). */
 export async function startTool(options: RunOptions, command: readonly string[]): Promise<string> {
-  return (await docker(['run', '-d', '--rm', '--label', TEST_LABEL, ...options, await toolsImage(), ...command])).trim();
+  return (await docker(['run', '-d', '--rm', ...(await ownedLabels()), ...options, await toolsImage(), ...command])).trim();
 }
 
 /** Removes a container the tests started, whether it still runs or not. */
