@@ -187,9 +187,17 @@ export async function measureOutage(design: Design, target: LoadTarget, plan: Pl
   return { design, run, downSeconds: await fault };
 }
 
+/**
+ * List reads one address may have in progress without a refusal: each replica admits 8 per
+ * address at the default DB_POOL_MAX (docs/api.md#capacity-of-a-replica), 24 for three, and wrk is
+ * one address. Half of that, so that nginx's round robin can load one slower replica twice as
+ * much as the others and still stay inside its bound.
+ */
+const READ_CONNECTIONS = 12;
+
 /** GET /api/entries?limit=50 through nginx (the table holds the rows of the accept runs). */
 export function measureReads(plan: Plan, stack: LoadTarget): Promise<LoadFigures> {
-  return runLoad(stack, { path: '/api/entries?limit=50', connections: plan.connections, durationSeconds: plan.seconds });
+  return runLoad(stack, { path: '/api/entries?limit=50', connections: Math.min(plan.connections, READ_CONNECTIONS), durationSeconds: plan.seconds });
 }
 
 /**
