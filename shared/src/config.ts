@@ -32,7 +32,10 @@ export interface DatabaseConfig {
   readonly name: string;
   readonly user: string;
   readonly password: string;
-  /** Largest number of pooled connections this process opens. */
+  /**
+   * Largest number of pooled connections this process opens, in all (default 10). The API shares
+   * them out (database.ts apiPoolShares), so it needs at least 3; the worker at least 1.
+   */
   readonly poolMax: number;
 }
 
@@ -177,7 +180,14 @@ function readPassword(env: Environment): string {
   return read('DB_PASS', required('the PostgreSQL password, or DB_PASS_FILE naming a file that holds it'));
 }
 
-function readCommon(env: Environment): CommonConfig {
+/**
+ * The smallest DB_POOL_MAX the API can share out: one connection each for readiness, list reads
+ * and small reads (database.ts apiPoolShares).
+ */
+export const API_POOL_MIN = 3;
+
+/** `poolMin`: the smallest DB_POOL_MAX the program can use (the API shares its pool: database.ts). */
+function readCommon(env: Environment, poolMin: number): CommonConfig {
   const read = reader(env);
   return {
     // The container's host name is unique per replica, which is what the instance id must be.
@@ -194,7 +204,7 @@ function readCommon(env: Environment): CommonConfig {
       user: read('DB_USER', required('the PostgreSQL user')),
       // Never defaulted: a forgotten password must stop the process, not be guessed.
       password: readPassword(env),
-      poolMax: read('DB_POOL_MAX', withDefault(integer(1, 100), 10)),
+      poolMax: read('DB_POOL_MAX', withDefault(integer(poolMin, 100), 10)),
     },
     shutdownTimeoutMs: read('SHUTDOWN_TIMEOUT_MS', withDefault(integer(100, 600_000), 8_000)),
   };
@@ -209,7 +219,7 @@ function freeze<T extends object>(config: T): Readonly<T> {
 
 export function loadApiConfig(env: Environment): ApiConfig {
   const read = reader(env);
-  const common = readCommon(env);
+  const common = readCommon(env, API_POOL_MIN);
   const httpPort = read('PORT', withDefault(port, 8080));
   return freeze({
     ...common,
@@ -229,7 +239,7 @@ export function loadApiConfig(env: Environment): ApiConfig {
 export function loadWorkerConfig(env: Environment): WorkerConfig {
   const read = reader(env);
   return freeze({
-    ...readCommon(env),
+    ...readCommon(env, 1),
     concurrency: read('WORKER_CONCURRENCY', withDefault(integer(1, 1_000), 64)),
     healthPort: read('HEALTH_PORT', withDefault(port, 8081)),
   });

@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, type Generated, type Insertable, type Selectable } from 'kysely';
 import pg from 'pg';
-import type { DatabaseConfig } from './config.ts';
+import { API_POOL_MIN, type DatabaseConfig } from './config.ts';
 import type { Logger } from './logger.ts';
 import { withTimeout } from './timeout.ts';
 
@@ -30,18 +30,18 @@ export interface DatabaseHandle {
 }
 
 /**
- * A Kysely instance over a pg pool. The pool's error handler matters: without it an idle client
- * whose server went away (a PostgreSQL restart) crashes the process.
+ * A pg pool with the settings every pool of ours needs. The error handlers matter: without them
+ * an idle client whose server went away (a PostgreSQL restart) crashes the process.
  * https://github.com/brianc/node-postgres/issues/1611
  */
-export function createDatabase(config: DatabaseConfig, logger: Logger): DatabaseHandle {
+function openPool(config: DatabaseConfig, logger: Logger, max: number): pg.Pool {
   const pool = new pg.Pool({
     host: config.host,
     port: config.port,
     database: config.name,
     user: config.user,
     password: config.password,
-    max: config.poolMax,
+    max,
     // The pg default of 0 waits forever for a connection.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
@@ -64,17 +64,74 @@ export function createDatabase(config: DatabaseConfig, logger: Logger): Database
       logger.warn({ err: error }, 'PostgreSQL connection lost');
     });
   });
+  return pool;
+}
 
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+const kysely = (pool: pg.Pool) => new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 
+const ping = (pool: pg.Pool) => async (timeoutMs = 2_000) => {
+  await withTimeout(pool.query('select 1'), timeoutMs, 'PostgreSQL did not answer');
+};
+
+/** A Kysely instance over one pg pool of DB_POOL_MAX connections, for every query and the ping alike (the worker's). */
+export function createDatabase(config: DatabaseConfig, logger: Logger): DatabaseHandle {
+  const pool = openPool(config, logger, config.poolMax);
+  const db = kysely(pool);
   return {
     db,
-    async ping(timeoutMs = 2_000) {
-      await withTimeout(pool.query('select 1'), timeoutMs, 'PostgreSQL did not answer');
-    },
+    ping: ping(pool),
     async close() {
       // Kysely's destroy ends the pool.
       await db.destroy();
+    },
+  };
+}
+
+/**
+ * How the API shares its DB_POOL_MAX connections (docs/api.md#capacity-of-a-replica):
+ * one for readiness, about half the rest for list reads, and the rest for small reads (an entry
+ * by id, the idempotency check, the event stream's rows). So a page read that waits for a
+ * connection never holds up a small read or the readiness check.
+ */
+export interface PoolShares {
+  readonly readiness: number;
+  readonly list: number;
+  readonly small: number;
+}
+
+export function apiPoolShares(poolMax: number): PoolShares {
+  if (!Number.isSafeInteger(poolMax) || poolMax < API_POOL_MIN) throw new RangeError(`an API pool needs at least ${API_POOL_MIN} connections (got ${poolMax})`);
+  // Small reads get the larger half: they are many and short, and each waits for its own answer.
+  const list = Math.floor((poolMax - 1) / 2);
+  return Object.freeze({ readiness: 1, list, small: poolMax - 1 - list });
+}
+
+export interface ApiDatabaseHandle extends DatabaseHandle {
+  /** Small reads: by primary key, a few rows at most. */
+  db: Kysely<Database>;
+  /** List reads (pages of up to 200 rows) only: their own share, so they wait for each other, not for others. */
+  listDb: Kysely<Database>;
+  /** `select 1` on readiness's own connection: a busy share never fails readiness. */
+  ping(timeoutMs?: number): Promise<void>;
+  readonly shares: PoolShares;
+}
+
+/** The API's database: one pool per share of DB_POOL_MAX (apiPoolShares), each with openPool's settings. */
+export function createApiDatabase(config: DatabaseConfig, logger: Logger): ApiDatabaseHandle {
+  const shares = apiPoolShares(config.poolMax);
+  const small = kysely(openPool(config, logger, shares.small));
+  const list = kysely(openPool(config, logger, shares.list));
+  const readiness = openPool(config, logger, shares.readiness);
+  return {
+    db: small,
+    listDb: list,
+    ping: ping(readiness),
+    shares,
+    async close() {
+      // Every pool is ended even when one fails to; Kysely's destroy ends its pool.
+      const results = await Promise.allSettled([small.destroy(), list.destroy(), readiness.end()]);
+      const failed = results.find((result) => result.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     },
   };
 }

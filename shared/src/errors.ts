@@ -168,6 +168,14 @@ export const dependencyUnavailable = (failed: readonly string[]) =>
 /** The detailed readiness of an instance that drains. */
 export const shuttingDown = () => new HttpError(503, 'shutting_down', 'this instance is shutting down');
 
+/**
+ * GET /api/entries while this instance serves as many list reads as its share of the database
+ * pool allows (apps/api/src/entries/read-admission.ts): another replica, or this one in a moment,
+ * has room.
+ */
+export const tooManyReads = () =>
+  retryShortly('too_many_reads', 'this instance serves as many list reads as it can right now; retry in a second');
+
 /** GET /api/events while this instance already serves as many streams as it may (EVENTS_MAX_STREAMS). */
 export const tooManyStreams = () =>
   new HttpError(503, 'too_many_streams', 'this instance serves as many event streams as it can; reconnect in a few seconds', {

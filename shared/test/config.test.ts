@@ -109,7 +109,8 @@ const INTEGERS: readonly IntegerCase[] = [
   ['DB_PORT', ['api', 'worker'], ['0', '65536', 'postgres', '5432.0'], [['1', 1], ['65535', 65535]]],
   ['PORT', ['api'], ['0', '65536', 'http', '-80'], [['1', 1], ['65535', 65535]]],
   ['HEALTH_PORT', ['worker'], ['0', '65536', 'x'], [['1', 1], ['65535', 65535]]],
-  ['DB_POOL_MAX', ['api', 'worker'], ['0', '101', 'ten', '-5'], [['1', 1], ['100', 100]]],
+  // The API's least is 3 (API_POOL_MIN), the worker's 1: the next test.
+  ['DB_POOL_MAX', ['api', 'worker'], ['0', '101', 'ten', '-5'], [['3', 3], ['100', 100]]],
   ['WORKER_CONCURRENCY', ['worker'], ['0', '1001', 'many', '2.5'], [['1', 1], ['1000', 1000]]],
   ['SHUTDOWN_TIMEOUT_MS', ['api', 'worker'], ['99', '600001', '5s', '-1'], [['100', 100], ['600000', 600000]]],
   ['TRUST_PROXY_HOPS', ['api'], ['11', '-1', 'true', '1.0'], [['0', 0], ['10', 10]]],
@@ -164,6 +165,13 @@ t.test('integer variables: malformed or out of range is refused, boundaries acce
         `${service}: ${variable} message says what is expected and what was given`,
       );
     }
+  }
+});
+
+t.test('DB_POOL_MAX: the API shares its pool out, one connection per share at least; the worker takes 1', async (t) => {
+  for (const value of ['1', '2']) {
+    t.throws(() => loadApiConfig(env({ DB_POOL_MAX: value })), { message: `DB_POOL_MAX must be an integer from 3 to 100 (got "${value}")` }, `api: ${value}`);
+    t.equal(loadWorkerConfig(env({ DB_POOL_MAX: value })).db.poolMax, Number(value), `worker: ${value}`);
   }
 });
 

@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import { entriesRoutes } from './entries/entries.routes.ts';
 import type { EntriesService } from './entries/entries.service.ts';
+import type { ListReadAdmission } from './entries/read-admission.ts';
 import type { EntryEvents } from './events/entry-events.ts';
 import { eventsRoutes } from './events/events.routes.ts';
 import { healthRoutes } from './health/health.routes.ts';
@@ -17,6 +18,8 @@ export interface AppDependencies extends OpsDependencies {
   trustProxyHops: number;
   /** The entries use cases, built by main.ts over the one repository, queue and Redis client. */
   entries: EntriesService;
+  /** How many list reads this replica serves at once, per address and in all. */
+  listReads: ListReadAdmission;
   /** The live event stream (GET /api/events); without it the route answers 404. */
   events?: EntryEvents;
   /** The built page (dist/public); without it GET / answers 404. */
@@ -53,7 +56,7 @@ export function createApp(deps: AppDependencies): Express {
       logger: deps.logger.child({ module: 'health' }),
     }),
   );
-  app.use(entriesRoutes(deps.entries));
+  app.use(entriesRoutes(deps.entries, deps.listReads));
   app.use(statsRoutes(deps.queue));
   if (deps.events !== undefined) app.use(eventsRoutes(deps.events, deps.drainState));
   if (deps.publicDir !== undefined) app.use(pageRoutes({ publicDir: deps.publicDir, instanceId: deps.instance.instanceId }));

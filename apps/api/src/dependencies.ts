@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { createDatabase, createMetricsRegistry, createProducerRedis, type ApiConfig, type DatabaseHandle, type Logger } from '@inflow/shared';
+import { createApiDatabase, createMetricsRegistry, createProducerRedis, type ApiConfig, type ApiDatabaseHandle, type Logger } from '@inflow/shared';
 import type { Redis } from 'ioredis';
 import type { AppDependencies } from './app.ts';
 import { EntriesRepository } from './entries/entries.repository.ts';
@@ -7,6 +7,7 @@ import { EntriesService } from './entries/entries.service.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
 import { QueueCapacity } from './entries/queue-capacity.ts';
+import { ListReadAdmission, listReadBounds } from './entries/read-admission.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
 import { dependencyChecks } from './health/readiness.ts';
@@ -18,7 +19,7 @@ export interface ApiDependencies extends AppDependencies {
   drainState: DrainState;
   events: EntryEvents;
   redis: Redis;
-  database: DatabaseHandle;
+  database: ApiDatabaseHandle;
 }
 
 /**
@@ -30,7 +31,7 @@ export interface ApiDependencies extends AppDependencies {
  */
 export function createDependencies(config: ApiConfig, options: { logger: Logger; version: string }): ApiDependencies {
   const { logger } = options;
-  const database = createDatabase(config.db, logger.child({ module: 'db' }));
+  const database = createApiDatabase(config.db, logger.child({ module: 'db' }));
   const redisLogger = logger.child({ module: 'redis' });
   const redis = createProducerRedis(config.redis);
   // ioredis reconnects by itself; the errors are logged, and /readyz and the 503s report them.
@@ -44,7 +45,8 @@ export function createDependencies(config: ApiConfig, options: { logger: Logger;
     },
     config.entryRetry,
   );
-  const repository = new EntriesRepository(database.db);
+  const repository = new EntriesRepository(database.db, database.listDb);
+  const metrics = createMetricsRegistry({ service: 'api', instanceId: config.instanceId });
   const eventsLogger = logger.child({ module: 'events' });
   // One QueueEvents per process, made when the first page connects (see entry-events.ts).
   const events = new EntryEvents({
@@ -65,11 +67,12 @@ export function createDependencies(config: ApiConfig, options: { logger: Logger;
       capacity: new QueueCapacity(redis, config.queueMemoryLimitPercent),
       instanceId: config.instanceId,
     }),
+    listReads: new ListReadAdmission(listReadBounds(database.shares.list), metrics),
     logger,
     queue,
     checks: dependencyChecks({ redis, database }),
     drainState: { draining: false },
-    metrics: createMetricsRegistry({ service: 'api', instanceId: config.instanceId }),
+    metrics,
     events,
     redis,
     database,

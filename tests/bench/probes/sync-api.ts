@@ -12,12 +12,15 @@
  */
 import { createServer } from 'node:http';
 import { createApp, createDependencies } from '@inflow/api';
-import { createLogger, loadApiConfig, type EntryJob } from '@inflow/shared';
+import { createDatabase, createLogger, loadApiConfig, type EntryJob } from '@inflow/shared';
 
 const config = loadApiConfig(process.env);
 const logger = createLogger({ service: 'bench-sync-api', instanceId: config.instanceId, level: config.logLevel });
 const deps = createDependencies(config, { logger, version: 'bench-sync' });
-const { db } = deps.database;
+// The writes get a pool of DB_POOL_MAX of their own, as the worker has: the API's pool is shared
+// out to its reads (docs/api.md#capacity-of-a-replica), and the peer must not write through less.
+const writes = createDatabase(config.db, logger);
+const { db } = writes;
 
 // The one difference from the API: where the service enqueues the job, the row is written.
 deps.queue.enqueue = async (entry: EntryJob): Promise<void> => {
@@ -42,5 +45,5 @@ server.listen(config.port);
 process.on('SIGTERM', () => {
   server.close();
   server.closeAllConnections();
-  void Promise.allSettled([deps.database.close(), deps.queue.close(), deps.redis.quit()]);
+  void Promise.allSettled([writes.close(), deps.database.close(), deps.queue.close(), deps.redis.quit()]);
 });

@@ -14,12 +14,18 @@ export function toEntry(row: EntryRow): Entry {
   };
 }
 
-/** Reads of persisted entries. The worker is the only writer. */
+/**
+ * Reads of persisted entries. The worker is the only writer. Pages come from `listDb`, the
+ * list reads' share of the pool, and everything else from `db`, so a burst of large pages waits
+ * for its own connections only (docs/api.md#capacity-of-a-replica).
+ */
 export class EntriesRepository {
   readonly #db: Kysely<Database>;
+  readonly #listDb: Kysely<Database>;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, listDb: Kysely<Database> = db) {
     this.#db = db;
+    this.#listDb = listDb;
   }
 
   async findById(id: string): Promise<EntryRow | undefined> {
@@ -39,7 +45,7 @@ export class EntriesRepository {
 
   /** Newest first, keyset-paged on (created_at, id): stable while new rows arrive. */
   async listNewestFirst(limit: number, before: Cursor | undefined): Promise<EntryRow[]> {
-    let query = this.#db
+    let query = this.#listDb
       .selectFrom('entries')
       .selectAll()
       .orderBy('created_at', 'desc')

@@ -5,6 +5,7 @@ import express, { Router, type Request } from 'express';
 import { BODY_LIMIT_BYTES } from '../http/error-handler.ts';
 import { allowOnly } from '../http/method-guard.ts';
 import type { EntriesService } from './entries.service.ts';
+import type { ListReadAdmission } from './read-admission.ts';
 
 /**
  * The one body an entry may come in: JSON (application/json), in UTF-8, the only charset: either
@@ -25,7 +26,7 @@ function checkJsonType(req: Request): void {
   if (charset !== null && charset.toLowerCase() !== 'utf-8') throw unsupportedCharset();
 }
 
-export function entriesRoutes(service: EntriesService): Router {
+export function entriesRoutes(service: EntriesService, listReads: ListReadAdmission): Router {
   const router = Router();
   const parseJson = express.json({
     limit: BODY_LIMIT_BYTES,
@@ -41,8 +42,11 @@ export function entriesRoutes(service: EntriesService): Router {
   router
     .route('/api/entries')
     .get(async (req, res) => {
-      const { limit, before } = req.query;
-      res.json(await service.list({ limit, before }));
+      // A page can be 1.6 MB: admitted per address and per replica (read-admission.ts).
+      await listReads.serve(req, res, async () => {
+        const { limit, before } = req.query;
+        res.json(await service.list({ limit, before }));
+      });
     })
     .post(
       (req, _res, next) => {
