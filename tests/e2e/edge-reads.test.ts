@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, literal, psql, TEST_LABEL, toolsImage } from '@inflow/test-support';
+import { containerId, docker, errorCode, firstHeader as one, literal, psql, TEST_LABEL, toolsImage } from '@inflow/test-support';
 import { send } from './edge.ts';
 
 const RUN = `inflow-edge-reads-${randomUUID().slice(0, 8)}`;
@@ -105,18 +105,20 @@ const tally = (statuses: readonly number[]) => Object.fromEntries([...new Set(st
  * round a small list read, the public readiness and /api/instance, at once. Their statuses and
  * the slowest answer.
  */
-async function othersWhile(ended: () => boolean): Promise<{ statuses: number[]; rounds: number; slowestMs: number }> {
+async function othersWhile(ended: () => boolean): Promise<{ statuses: number[]; rounds: number; slowestMs: number; refusals: string[] }> {
   const statuses: number[] = [];
+  const refusals: string[] = [];
   let slowestMs = 0;
   let rounds = 0;
   const timed = async (path: string) => {
     const startedAt = performance.now();
     const answer = await send(path);
     slowestMs = Math.max(slowestMs, performance.now() - startedAt);
+    if (answer.status !== 200) refusals.push(`${path}: ${answer.status} ${errorCode(answer) ?? ''} from ${one(answer, 'x-instance-id') ?? '?'}`);
     return answer.status;
   };
   for (; rounds < 2_000 && !ended(); rounds += 1) statuses.push(...(await Promise.all([timed('/api/entries?limit=5'), timed('/readyz'), timed('/api/instance')])));
-  return { statuses, rounds, slowestMs };
+  return { statuses, rounds, slowestMs, refusals };
 }
 
 t.test('the seeded page is as large as a list page can be', async (t) => {
@@ -142,7 +144,7 @@ t.test('heavy reads: one address opening 1,000 pages at once gets 200, 429 or 50
   // nginx lets one address have 64 list reads in progress; the rest of a burst of 1,000 is refused.
   t.ok((end.statuses['429'] ?? 0) > 0, `reads over its ${LISTS_PER_ADDRESS} in progress refused (429)`);
   t.ok(others.rounds > 0, 'the other client was served while the heavy reads ran');
-  t.same(tally(others.statuses), { 200: others.statuses.length }, 'the other client: a small list read, /readyz and /api/instance, 200 every time');
+  t.same(others.refusals.slice(0, 10), [], 'the other client: a small list read, /readyz and /api/instance, 200 every time');
 });
 
 /** The TCP line's `mem` of /proc/net/sockstat: pages the kernel holds for TCP sockets, host-wide. */
@@ -153,8 +155,9 @@ t.test('slow readers: 1,000 sockets that never read are ended by nginx; the host
   // socket's buffers; at max, TCP allocations fail host-wide.
   const [, pressure = Number.NaN] = readFileSync('/proc/sys/net/ipv4/tcp_mem', 'utf8').trim().split(/\s+/).map(Number);
   const sockets = 1_000;
-  // Three addresses: 3 × 64 list reads held, below the total of 256, so the other client's list reads still fit.
-  const sources = ['127.0.0.11', '127.0.0.12', '127.0.0.13'];
+  // One address, as in the issue. Several would fill the totals (nginx's 256 list reads, a
+  // replica's share), which is what a total is for: then everyone's list reads are refused.
+  const sources = ['127.0.0.11'];
   const before = tcpMemPages();
   let peak = before;
   const sampler = setInterval(() => {
@@ -185,5 +188,5 @@ t.test('slow readers: 1,000 sockets that never read are ended by nginx; the host
   t.ok(end.reset > 0, `readers that held a page until nginx reset them: ${end.reset} (nginx admits ${held}: ${LISTS_PER_ADDRESS} per address)`);
   t.ok(peak < pressure, `the host's TCP memory at its highest (${peak} pages) stayed below the pressure threshold (${pressure})`);
   t.ok(others.rounds > 0, 'the other client was served while the slow readers held');
-  t.same(tally(others.statuses), { 200: others.statuses.length }, 'the other client: a small list read, /readyz and /api/instance, 200 every time');
+  t.same(others.refusals.slice(0, 10), [], 'the other client: a small list read, /readyz and /api/instance, 200 every time');
 });
