@@ -19,6 +19,7 @@ import {
   badGateway,
   headersTooLarge,
   http09NotSupported,
+  lengthRequired,
   methodNotAllowed,
   notFound,
   payloadTooLarge,
@@ -64,6 +65,7 @@ export function errorsConf(): string {
     ['404', notFound()],
     // $edge_allow_words (paths.conf) lists the path's methods as the API's message does.
     ['405', methodNotAllowed('$edge_request_method', ['$edge_allow_words'])],
+    ['411', lengthRequired()],
     ['413', payloadTooLarge(BODY_LIMIT_BYTES)],
     ['414', uriTooLong()],
     ['429', rateLimited()],

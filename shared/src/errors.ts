@@ -66,7 +66,7 @@ export const undecodableBody = () =>
 /** A request Node's HTTP parser refused (an unknown method, a malformed header line, …). */
 export const unparsableRequest = () => new HttpError(400, 'bad_request', 'the request could not be parsed as HTTP');
 
-// 404, 405, 408
+// 404, 405, 408, 411
 
 export const notFound = (message = 'no such resource') => new HttpError(404, 'not_found', message);
 
@@ -77,6 +77,13 @@ export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
   });
 
 export const requestTimeout = () => new HttpError(408, 'request_timeout', 'the request took too long to arrive');
+
+/**
+ * nginx's answer to a request body without a Content-Length (Transfer-Encoding: chunked): nginx
+ * cannot bound a chunked body's extensions, so the edge takes only sized bodies (docs/api.md).
+ */
+export const lengthRequired = () =>
+  new HttpError(411, 'length_required', 'the body must be sent with a Content-Length (chunked request bodies are not accepted)', { field: 'Transfer-Encoding' });
 
 // 413, 415, 422, 431
 

@@ -4,7 +4,8 @@
  * Kubernetes ones (edge-platforms.test.ts, the same replicas behind them). Each case takes the
  * edge's base URL and returns what is wrong, so every platform is held to the same answers.
  */
-import { errorCode, firstHeader as one, rawExchange, rawRequest, type RawResult } from '@inflow/test-support';
+import { connect } from 'node:net';
+import { errorCode, firstHeader as one, headerValuesOf, rawExchange, rawRequest, type RawResult } from '@inflow/test-support';
 
 type Answer = Pick<RawResult, 'status' | 'headerValues' | 'text'>;
 
@@ -55,6 +56,54 @@ export const INTERNAL_PATHS: readonly string[] = [
   '/api/entriesx', '/api/events/', '/readyz/', '/healthz/details', '/ops', '/internal', '/admin', '/favicon.ico', '/index.html/',
   '/main.js.map', '/.env', '/package.json', '/_edge/404', '/_edge/502', '/_edge/http09',
 ];
+
+/**
+ * A chunked POST /api/entries whose first chunk line carries an extension of `extensionBytes`,
+ * written 64 KiB at a time until the answer arrives (or all of it is written): nginx's one answer,
+ * as soon as it is complete. The connection is then closed here.
+ */
+function chunkedPost(base: string, extensionBytes: number): Promise<Answer> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let data = Buffer.alloc(0);
+    let written = 0;
+    let answered = false;
+    const piece = Buffer.alloc(64 * 1024, 'e');
+    const writeMore = () => {
+      while (!answered && written < extensionBytes) {
+        const size = Math.min(piece.length, extensionBytes - written);
+        written += size;
+        if (!socket.write(piece.subarray(0, size))) {
+          socket.once('drain', writeMore);
+          return;
+        }
+      }
+      if (!answered && written >= extensionBytes) socket.write('\r\n{}\r\n0\r\n\r\n');
+    };
+    socket.setTimeout(30_000, () => socket.destroy(new Error(`no answer to a chunked POST with a ${extensionBytes}-byte extension in 30 s`)));
+    socket.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0 || answered) return;
+      const [statusLine = '', ...lines] = data.subarray(0, end).toString('latin1').split('\r\n');
+      const headerValues = headerValuesOf(lines.flatMap((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+      const length = Number(headerValues.get('content-length')?.[0] ?? '0');
+      if (data.length < end + 4 + length) return;
+      answered = true;
+      socket.destroy();
+      resolve({ status: Number(statusLine.split(' ')[1]), headerValues, text: data.subarray(end + 4, end + 4 + length).toString('utf8') });
+    });
+    // Once answered, a reset from nginx (it stops reading a refused body) is expected.
+    socket.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    socket.on('close', () => {
+      if (!answered) reject(new Error(`a chunked POST with a ${extensionBytes}-byte extension: closed without an answer (${data.toString('latin1').slice(0, 80)})`));
+    });
+    socket.write('POST /api/entries HTTP/1.1\r\nHost: inflow\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;x=', writeMore);
+  });
+}
 
 export type EdgeCase = (base: string) => Promise<string[]>;
 
@@ -124,6 +173,18 @@ export const EDGE_CASES: Record<string, EdgeCase> = {
       if (errorCode(answer) !== 'bad_request') wrong.push(`${JSON.stringify(line)}: not the error shape`);
       wrong.push(...edgeHeaderProblems(answer).map((problem) => `${JSON.stringify(line)}: ${problem}`));
       if (Buffer.byteLength(answer.text) !== Number(one(answer, 'content-length'))) wrong.push(`${JSON.stringify(line)}: Content-Length is not the body's length`);
+    }
+    return wrong;
+  },
+
+  // nginx 1.22 skips chunk extensions without a bound (issue 20: a 50 MB one was answered 202).
+  'a body without a Content-Length (chunked) is 411 before nginx reads it, whatever its chunk extensions': async (base) => {
+    const wrong: string[] = [];
+    for (const extensionBytes of [16, 8 * 1024 * 1024]) {
+      const answer = await chunkedPost(base, extensionBytes);
+      const what = `a chunked POST with a ${extensionBytes}-byte extension`;
+      if (answer.status !== 411 || errorCode(answer) !== 'length_required') wrong.push(`${what}: ${answer.status} ${errorCode(answer) ?? answer.text.slice(0, 60)}`);
+      wrong.push(...edgeHeaderProblems(answer).map((problem) => `${what}: ${problem}`));
     }
     return wrong;
   },
