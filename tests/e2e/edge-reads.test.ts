@@ -16,11 +16,11 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, errorCode, firstHeader as one, literal, psql, TEST_LABEL, toolsImage } from '@inflow/test-support';
+import { containerId, docker, errorCode, firstHeader as one, literal, ownerLabelArgs, psql, toolsImage } from '@inflow/test-support';
 import { send } from './edge.ts';
 
 const RUN = `inflow-edge-reads-${randomUUID().slice(0, 8)}`;
-const LABELS = ['--label', TEST_LABEL, '--label', `org.inflow.test.run=${RUN}`];
+const LABELS = [...ownerLabelArgs(), '--label', `org.inflow.test.run=${RUN}`];
 const READERS = join(import.meta.dirname, 'readers');
 
 /** The seeded entries: more than a page, each as large as the entry rules allow. */
