@@ -34,7 +34,7 @@ export interface DatabaseHandle {
  * an idle client whose server went away (a PostgreSQL restart) crashes the process.
  * https://github.com/brianc/node-postgres/issues/1611
  */
-function openPool(config: DatabaseConfig, logger: Logger, max: number): pg.Pool {
+function openPool(config: DatabaseConfig, logger: Logger, max: number, session: SessionOptions): pg.Pool {
   const pool = new pg.Pool({
     host: config.host,
     port: config.port,
@@ -49,7 +49,12 @@ function openPool(config: DatabaseConfig, logger: Logger, max: number): pg.Pool 
     // The client's own deadline for an answer: statement_timeout needs a server that runs, and a
     // server that stopped answering (paused, or behind a dead link) must fail the query too.
     query_timeout: 20_000,
-    application_name: 'inflow',
+    // Which process a session belongs to, in pg_stat_activity and the server's logs.
+    application_name: session.applicationName ?? 'inflow',
+    // A server that vanished without closing (its machine lost) is found by TCP keep-alive on
+    // an idle connection, instead of when a query times out on it (docs/operations.md).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   pool.on('error', (error) => {
     logger.warn({ err: error }, 'idle PostgreSQL connection lost');
@@ -73,9 +78,14 @@ const ping = (pool: pg.Pool) => async (timeoutMs = 2_000) => {
   await withTimeout(pool.query('select 1'), timeoutMs, 'PostgreSQL did not answer');
 };
 
+export interface SessionOptions {
+  /** PostgreSQL's application_name for every session: which program and instance it is. Default `inflow`. */
+  applicationName?: string;
+}
+
 /** A Kysely instance over one pg pool of DB_POOL_MAX connections, for every query and the ping alike (the worker's). */
-export function createDatabase(config: DatabaseConfig, logger: Logger): DatabaseHandle {
-  const pool = openPool(config, logger, config.poolMax);
+export function createDatabase(config: DatabaseConfig, logger: Logger, session: SessionOptions = {}): DatabaseHandle {
+  const pool = openPool(config, logger, config.poolMax, session);
   const db = kysely(pool);
   return {
     db,
@@ -117,11 +127,11 @@ export interface ApiDatabaseHandle extends DatabaseHandle {
 }
 
 /** The API's database: one pool per share of DB_POOL_MAX (apiPoolShares), each with openPool's settings. */
-export function createApiDatabase(config: DatabaseConfig, logger: Logger): ApiDatabaseHandle {
+export function createApiDatabase(config: DatabaseConfig, logger: Logger, session: SessionOptions = {}): ApiDatabaseHandle {
   const shares = apiPoolShares(config.poolMax);
-  const small = kysely(openPool(config, logger, shares.small));
-  const list = kysely(openPool(config, logger, shares.list));
-  const readiness = openPool(config, logger, shares.readiness);
+  const small = kysely(openPool(config, logger, shares.small, session));
+  const list = kysely(openPool(config, logger, shares.list, session));
+  const readiness = openPool(config, logger, shares.readiness, session);
   // Checks that arrive together (the public and the ops /readyz, the health check, the ready
   // gauge) share one `select 1`, so a burst of /readyz never queues on the one connection.
   let answering: Promise<unknown> | undefined;

@@ -197,7 +197,7 @@ tap.test('worker: SIGTERM with a backlog finishes its active jobs and exits 0', 
   });
   await waitFor(
     async () =>
-      ((await blocker.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'inflow' AND wait_event_type = 'Lock'")).rowCount ?? 0) > 0,
+      ((await blocker.query("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'inflow-worker/%' AND wait_event_type = 'Lock'")).rowCount ?? 0) > 0,
     { timeoutMs: 30_000, what: 'an INSERT waiting for the lock' },
   );
   // The worker holds as many jobs as it may and none can finish: this set cannot change now.

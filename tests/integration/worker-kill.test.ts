@@ -10,6 +10,10 @@ import { mapLimit, persistedEntry, postEntry, startStack, unfinishedJobs, waitFo
 
 t.setTimeout(180_000);
 
+// The sessions of the worker that is killed, and of any worker (shared/src/database.ts names them).
+const FIRST_WORKER = "application_name = 'inflow-worker/worker-1'";
+const ANY_WORKER = "application_name LIKE 'inflow-worker/%'";
+
 t.test('SIGKILL the worker mid-stream: exactly one row per accepted entry', async (t) => {
   const stack = await startStack(t, { apis: 1, workers: 1 });
   const [api] = stack.apis;
@@ -48,7 +52,7 @@ t.test('SIGKILL the worker mid-stream: exactly one row per accepted entry', asyn
   // Several INSERTs (one per batch, each on its own pooled connection) now wait for the lock.
   await waitFor(
     async () =>
-      ((await blocker.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'inflow' AND wait_event_type = 'Lock'")).rowCount ?? 0) > 0,
+      ((await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE ${FIRST_WORKER} AND wait_event_type = 'Lock'`)).rowCount ?? 0) > 0,
     { timeoutMs: 15_000, what: 'an INSERT waiting for the lock' },
   );
   first.signal('SIGKILL');
@@ -61,18 +65,19 @@ t.test('SIGKILL the worker mid-stream: exactly one row per accepted entry', asyn
   // The others commit once the lock is gone, although no worker will acknowledge their jobs:
   // redelivery then finds the rows (ON CONFLICT DO NOTHING) and writes nothing.
   const blocked = await blocker.query<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE application_name = 'inflow' AND wait_event_type = 'Lock' ORDER BY query_start",
+    `SELECT pid FROM pg_stat_activity WHERE ${FIRST_WORKER} AND wait_event_type = 'Lock' ORDER BY query_start`,
   );
   const terminated = blocked.rows.slice(0, Math.max(1, Math.floor(blocked.rows.length / 2)));
   for (const { pid } of terminated) await blocker.query('SELECT pg_terminate_backend($1)', [pid]);
   await blocker.query('COMMIT');
-  // Wait for the surviving statements to commit (or end): then the table says what was written.
-  await waitFor(
-    async () =>
-      (await blocker.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'inflow' AND state = 'active' AND query ILIKE 'insert%'"))
-        .rowCount === 0,
-    { timeoutMs: 15_000, what: "the dead worker's statements to finish" },
-  );
+  // Wait until every session of the dead worker has ended: each ends once it has run what its
+  // socket still held (the statements behind the lock, and any the worker sent just before it
+  // died that PostgreSQL had not read yet) and reads the end of the connection. Then nothing of
+  // the dead worker can write any more, and the table says what it wrote.
+  await waitFor(async () => (await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE ${FIRST_WORKER}`)).rowCount === 0, {
+    timeoutMs: 30_000,
+    what: "the dead worker's sessions to end",
+  });
   const stored = new Set((await stack.rows()).map((row) => row.id));
   const committedUnacked = activeAtKill.filter((id) => stored.has(id));
   const lost = activeAtKill.filter((id) => !stored.has(id));
@@ -93,7 +98,7 @@ t.test('SIGKILL the worker mid-stream: exactly one row per accepted entry', asyn
   const rows = await waitFor(
     async () => {
       if ((await unfinishedJobs(stack.redis.client)) > 0) return undefined;
-      const inserting = await blocker.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'inflow' AND state = 'active' AND query ILIKE 'insert%'");
+      const inserting = await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE ${ANY_WORKER} AND state = 'active' AND query ILIKE 'insert%'`);
       if ((inserting.rowCount ?? 0) > 0) return undefined;
       const current = await stack.rows();
       return current.length >= total ? current : undefined;

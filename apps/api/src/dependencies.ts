@@ -31,7 +31,7 @@ export interface ApiDependencies extends AppDependencies {
  */
 export function createDependencies(config: ApiConfig, options: { logger: Logger; version: string }): ApiDependencies {
   const { logger } = options;
-  const database = createApiDatabase(config.db, logger.child({ module: 'db' }));
+  const database = createApiDatabase(config.db, logger.child({ module: 'db' }), { applicationName: `inflow-api/${config.instanceId}` });
   const redisLogger = logger.child({ module: 'redis' });
   const redis = createProducerRedis(config.redis);
   // ioredis reconnects by itself; the errors are logged, and /readyz and the 503s report them.

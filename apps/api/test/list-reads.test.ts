@@ -59,7 +59,7 @@ async function lockEntries(): Promise<() => Promise<void>> {
 /** List queries of the app waiting for the lock. */
 async function waitingForLock(): Promise<number> {
   const { rows } = await app.postgres.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'inflow' AND wait_event_type = 'Lock' AND query ILIKE 'select%entries%'",
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'inflow-api/%' AND wait_event_type = 'Lock' AND query ILIKE 'select%entries%'",
   );
   return rows[0]?.n ?? 0;
 }

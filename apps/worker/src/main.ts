@@ -19,7 +19,7 @@ const config = loadConfigOrExit(() => loadWorkerConfig(process.env), 'worker');
 const logger = createLogger({ service: 'worker', instanceId: config.instanceId, level: config.logLevel });
 
 const metrics = new WorkerMetrics(createMetricsRegistry({ service: 'worker', instanceId: config.instanceId }));
-const database = createDatabase(config.db, logger.child({ module: 'db' }));
+const database = createDatabase(config.db, logger.child({ module: 'db' }), { applicationName: `inflow-worker/${config.instanceId}` });
 const redis = createWorkerRedis(config.redis);
 redis.on('error', (error) => {
   logger.warn({ err: error, module: 'redis' }, 'Redis connection error');
