@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { authorSchema, entryIdSchema, messageSchema } from './entry.ts';
 import type { RedisConfig } from './config.ts';
@@ -104,12 +104,54 @@ export function redisOptions(redis: RedisConfig, use: 'producer' | 'consumer') {
   };
 }
 
-/** The API's Redis client, shared by its BullMQ Queue and its idempotency records ('producer' above). */
-export function createProducerRedis(redis: RedisConfig): Redis {
-  return new Redis(redisOptions(redis, 'producer'));
+/**
+ * An ioredis client that never stays disconnected unless it was closed on purpose. ioredis ends a
+ * client for good (status "end", no more reconnects) when a connection attempt fails with an
+ * error instead of a retry; with sentinels that happens when a failover is announced while the
+ * client is still asking the sentinels (the failover detector closes the attempt: "Connection is
+ * closed."). Seen here: after a failover the worker's main connection ended, its stalled check
+ * hung on it, and its jobs stayed active forever. So a client that ends without quit() or
+ * disconnect() connects again a second later. BullMQ's duplicates of it (the worker's blocking
+ * connection) are made the same way.
+ */
+export class ResilientRedis extends Redis {
+  #closing = false;
+
+  constructor(options: RedisOptions) {
+    super(options);
+    this.on('end', () => {
+      if (this.#closing) return;
+      setTimeout(() => {
+        if (!this.#closing && this.status === 'end') this.connect().catch(() => undefined);
+      }, 1_000).unref();
+    });
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): ResilientRedis {
+    return new ResilientRedis({ ...this.options, ...override });
+  }
+
+  override quit(callback?: Parameters<Redis['quit']>[0]): ReturnType<Redis['quit']> {
+    this.#closing = true;
+    return super.quit(callback);
+  }
+
+  override disconnect(reconnect = false): void {
+    // ioredis disconnects with reconnect=true itself (reconnectOnError): that is no closing.
+    if (!reconnect) this.#closing = true;
+    super.disconnect(reconnect);
+  }
 }
 
-/** The worker's Redis client ('consumer' above); BullMQ duplicates it for its blocking connection. */
+/** The API's Redis client, shared by its BullMQ Queue and its idempotency records ('producer' above). */
+export function createProducerRedis(redis: RedisConfig): Redis {
+  return new ResilientRedis(redisOptions(redis, 'producer'));
+}
+
+/**
+ * A consumer's Redis client ('consumer' above): the worker's (BullMQ duplicates it for its
+ * blocking connection) and the API's event stream (QueueEvents, which blocks in XREAD on it).
+ */
 export function createWorkerRedis(redis: RedisConfig): Redis {
-  return new Redis(redisOptions(redis, 'consumer'));
+  return new ResilientRedis(redisOptions(redis, 'consumer'));
 }

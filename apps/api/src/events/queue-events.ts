@@ -1,4 +1,4 @@
-import { ENTRIES_QUEUE, redisOptions, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
+import { createWorkerRedis, ENTRIES_QUEUE, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
 import { QueueEvents } from 'bullmq';
 import type { EntriesRepository } from '../entries/entries.repository.ts';
 import { toEntry } from '../entries/entries.repository.ts';
@@ -11,8 +11,8 @@ import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts'
  * entry accepted by web2 shows on a page served by web1) and reports each as a status change.
  *
  * QueueEvents needs a connection of its own (it blocks in XREAD); it gets one made from the
- * configuration with the apps' one set of options (redisOptions: unlimited retries, so it resumes
- * by itself after Redis restarts or fails over).
+ * configuration, a consumer's (shared's createWorkerRedis: unlimited retries, so it resumes by
+ * itself after Redis restarts or fails over).
  */
 export async function subscribeToQueueEvents(options: {
   redis: RedisConfig;
@@ -30,10 +30,13 @@ export async function subscribeToQueueEvents(options: {
     options.logger.warn({ err: error }, 'could not read the end of the events stream; listening from now');
   }
 
-  const queueEvents = new QueueEvents(ENTRIES_QUEUE, {
-    connection: redisOptions(options.redis, 'consumer'),
-    lastEventId,
+  // Its own client, owned here: QueueEvents uses a client it is given as it is, and leaves it
+  // open when it closes.
+  const connection = createWorkerRedis(options.redis);
+  connection.on('error', (error) => {
+    options.logger.warn({ err: error }, 'queue events connection error');
   });
+  const queueEvents = new QueueEvents(ENTRIES_QUEUE, { connection, lastEventId });
   queueEvents.on('error', (error) => {
     options.logger.warn({ err: error }, 'queue events error');
   });
@@ -61,7 +64,11 @@ export async function subscribeToQueueEvents(options: {
 
   return {
     async close() {
-      await withTimeout(queueEvents.close(), 2_000, 'queue events did not close');
+      try {
+        await withTimeout(queueEvents.close(), 2_000, 'queue events did not close');
+      } finally {
+        connection.disconnect();
+      }
     },
   };
 }
