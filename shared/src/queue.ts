@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { authorSchema, entryIdSchema, messageSchema } from './entry.ts';
 import type { RedisConfig } from './config.ts';
@@ -64,30 +64,94 @@ export function entryJobOptions(entryId: string, retry: EntryRetryPolicy = DEFAU
 }
 
 /**
- * The API's Redis client, shared by its BullMQ Queue and its idempotency records. No offline
- * queue: a command while Redis is down fails at once (→ 503) instead of holding the client's
- * request until a reconnect. https://docs.bullmq.io/patterns/failing-fast-when-redis-is-down
+ * Whether an error means that the server this client talks to is no longer the primary: a
+ * primary demoted by a failover keeps its connections and answers every write with READONLY.
+ * ioredis then drops the connection and asks the sentinels again (2: and resends the command
+ * that failed, where the client has an offline queue; the producer has none, so its command
+ * fails and the request is answered 503).
  */
-export function createProducerRedis(redis: RedisConfig): Redis {
-  return new Redis({
-    host: redis.host,
-    port: redis.port,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-  });
+export function isDemotedPrimaryError(error: Error): boolean {
+  return error.message.startsWith('READONLY');
 }
 
 /**
- * The worker's Redis client. BullMQ's blocking commands need maxRetriesPerRequest null, and the
- * default reconnect strategy keeps trying forever, which is what lets the worker resume by
- * itself after Redis restarts. https://docs.bullmq.io/guide/going-to-production
+ * The one set of ioredis options every Redis client of the apps starts from: the producer, the
+ * worker's and the API's event stream (BullMQ's QueueEvents). With sentinels (docs/guarantees.md),
+ * the client asks them for the primary, and `failoverDetector` subscribes to their +switch-master
+ * so a failover moves the client at once instead of when its socket to the old primary breaks;
+ * READONLY (a demoted primary) reconnects too. TCP keep-alive finds a connection to a machine
+ * that vanished without closing it.
+ *
+ * `use`: 'producer' fails fast (no offline queue, one retry: a command while Redis is away is a
+ * 503 at once, not a request held until a reconnect;
+ * https://docs.bullmq.io/patterns/failing-fast-when-redis-is-down); 'consumer' waits and
+ * retries forever (BullMQ's blocking commands need maxRetriesPerRequest null, and the endless
+ * reconnects are what let a worker resume by itself; https://docs.bullmq.io/guide/going-to-production).
+ */
+export function redisOptions(redis: RedisConfig, use: 'producer' | 'consumer') {
+  // Not annotated as ioredis's RedisOptions: its optional fields allow `undefined`, which BullMQ's
+  // connection type (QueueEvents) does not take; an object that has no such fields suits both.
+  const where =
+    redis.mode === 'sentinel'
+      ? { sentinels: redis.sentinels.map(({ host, port }) => ({ host, port })), name: redis.masterName, failoverDetector: true }
+      : { host: redis.host, port: redis.port };
+  return {
+    ...where,
+    connectTimeout: 2_000,
+    keepAlive: 10_000,
+    reconnectOnError: (error: Error) => (isDemotedPrimaryError(error) ? (2 as const) : false),
+    ...(use === 'producer' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : { maxRetriesPerRequest: null }),
+  };
+}
+
+/**
+ * An ioredis client that never stays disconnected unless it was closed on purpose. ioredis ends a
+ * client for good (status "end", no more reconnects) when a connection attempt fails with an
+ * error instead of a retry; with sentinels that happens when a failover is announced while the
+ * client is still asking the sentinels (the failover detector closes the attempt: "Connection is
+ * closed."). Seen here: after a failover the worker's main connection ended, its stalled check
+ * hung on it, and its jobs stayed active forever. So a client that ends without quit() or
+ * disconnect() connects again a second later. BullMQ's duplicates of it (the worker's blocking
+ * connection) are made the same way.
+ */
+export class ResilientRedis extends Redis {
+  #closing = false;
+
+  constructor(options: RedisOptions) {
+    super(options);
+    this.on('end', () => {
+      if (this.#closing) return;
+      setTimeout(() => {
+        if (!this.#closing && this.status === 'end') this.connect().catch(() => undefined);
+      }, 1_000).unref();
+    });
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): ResilientRedis {
+    return new ResilientRedis({ ...this.options, ...override });
+  }
+
+  override quit(callback?: Parameters<Redis['quit']>[0]): ReturnType<Redis['quit']> {
+    this.#closing = true;
+    return super.quit(callback);
+  }
+
+  override disconnect(reconnect = false): void {
+    // ioredis disconnects with reconnect=true itself (reconnectOnError): that is no closing.
+    if (!reconnect) this.#closing = true;
+    super.disconnect(reconnect);
+  }
+}
+
+/** The API's Redis client, shared by its BullMQ Queue and its idempotency records ('producer' above). */
+export function createProducerRedis(redis: RedisConfig): Redis {
+  return new ResilientRedis(redisOptions(redis, 'producer'));
+}
+
+/**
+ * A consumer's Redis client ('consumer' above): the worker's (BullMQ duplicates it for its
+ * blocking connection) and the API's event stream (QueueEvents, which blocks in XREAD on it).
  */
 export function createWorkerRedis(redis: RedisConfig): Redis {
-  return new Redis({
-    host: redis.host,
-    port: redis.port,
-    maxRetriesPerRequest: null,
-    connectTimeout: 2_000,
-  });
+  return new ResilientRedis(redisOptions(redis, 'consumer'));
 }

@@ -8,6 +8,7 @@ import { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
 import { QueueCapacity } from './entries/queue-capacity.ts';
 import { ListReadAdmission, listReadBounds } from './entries/read-admission.ts';
+import { ReplicaAcks } from './entries/replica-acks.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
 import { dependencyChecks } from './health/readiness.ts';
@@ -66,6 +67,7 @@ export function createDependencies(config: ApiConfig, options: { logger: Logger;
       idempotency: new IdempotencyStore(redis, config.idempotencyTtlSeconds),
       capacity: new QueueCapacity(redis, config.queueMemoryLimitPercent),
       instanceId: config.instanceId,
+      replicaAcks: config.replicaAcks.count > 0 ? new ReplicaAcks(queue, { replicas: config.replicaAcks.count, timeoutMs: config.replicaAcks.timeoutMs }) : undefined,
     }),
     listReads: new ListReadAdmission(listReadBounds(database.shares.list), metrics),
     logger,

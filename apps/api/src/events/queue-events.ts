@@ -1,4 +1,4 @@
-import { ENTRIES_QUEUE, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
+import { createWorkerRedis, ENTRIES_QUEUE, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
 import { QueueEvents } from 'bullmq';
 import type { EntriesRepository } from '../entries/entries.repository.ts';
 import { toEntry } from '../entries/entries.repository.ts';
@@ -11,7 +11,8 @@ import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts'
  * entry accepted by web2 shows on a page served by web1) and reports each as a status change.
  *
  * QueueEvents needs a connection of its own (it blocks in XREAD); it gets one made from the
- * configuration, with unlimited retries so it resumes by itself after Redis restarts.
+ * configuration, a consumer's (shared's createWorkerRedis: unlimited retries, so it resumes by
+ * itself after Redis restarts or fails over).
  */
 export async function subscribeToQueueEvents(options: {
   redis: RedisConfig;
@@ -29,10 +30,13 @@ export async function subscribeToQueueEvents(options: {
     options.logger.warn({ err: error }, 'could not read the end of the events stream; listening from now');
   }
 
-  const queueEvents = new QueueEvents(ENTRIES_QUEUE, {
-    connection: { host: options.redis.host, port: options.redis.port, maxRetriesPerRequest: null, connectTimeout: 2_000 },
-    lastEventId,
+  // Its own client, owned here: QueueEvents uses a client it is given as it is, and leaves it
+  // open when it closes.
+  const connection = createWorkerRedis(options.redis);
+  connection.on('error', (error) => {
+    options.logger.warn({ err: error }, 'queue events connection error');
   });
+  const queueEvents = new QueueEvents(ENTRIES_QUEUE, { connection, lastEventId });
   queueEvents.on('error', (error) => {
     options.logger.warn({ err: error }, 'queue events error');
   });
@@ -60,7 +64,11 @@ export async function subscribeToQueueEvents(options: {
 
   return {
     async close() {
-      await withTimeout(queueEvents.close(), 2_000, 'queue events did not close');
+      try {
+        await withTimeout(queueEvents.close(), 2_000, 'queue events did not close');
+      } finally {
+        connection.disconnect();
+      }
     },
   };
 }
