@@ -491,6 +491,9 @@ const primaryLoss = { author: '', load: undefined as Load | undefined, workers: 
 
 t.test('machine loss (a): the node holding the Redis primary (and PostgreSQL) killed under load, with a backlog in Redis: the replica is promoted and holds every accepted entry; POSTs answer 503 meanwhile, never 202', part('machine-loss'), async (t) => {
   const data = cluster.node('data');
+  // Every sentinel back from the earlier faults (the one on the app node was drained): two must
+  // outlive the kill to promote the replica.
+  await stack.waitConverged(SERVICES, 600_000);
   await waitFor(async () => (await replication(stack, 'redis-a'))?.['connected_slaves'] === '1', { timeoutMs: 120_000, what: 'redis-b attached to redis-a', intervalMs: 1_000 });
   t.equal(await sentinelPrimary(stack, 'sentinel-1'), 'redis-a', 'the sentinels name redis-a primary');
   t.same((await stack.tasks('redis-a')).map((task) => task.node), [data.name], `redis-a runs on ${data.name}`);
