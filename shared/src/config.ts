@@ -21,9 +21,28 @@ export type Environment = Readonly<Record<string, string | undefined>>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface RedisConfig {
+export interface RedisAddress {
   readonly host: string;
   readonly port: number;
+}
+
+/**
+ * Where the apps find Redis: one server (REDIS_HOST, REDIS_PORT), or the Redis Sentinels that
+ * name the current primary of a replicated Redis and announce its failovers (REDIS_SENTINELS,
+ * REDIS_SENTINEL_MASTER; docs/guarantees.md).
+ */
+export type RedisConfig =
+  | ({ readonly mode: 'single' } & RedisAddress)
+  | { readonly mode: 'sentinel'; readonly sentinels: readonly RedisAddress[]; readonly masterName: string };
+
+/**
+ * How many Redis replicas must hold an accepted entry before the API answers 202 (Redis WAIT),
+ * and how long it waits for them before it answers 503 queue_unavailable instead.
+ */
+export interface ReplicaAcks {
+  /** 0: no WAIT, the single-Redis layout. */
+  readonly count: number;
+  readonly timeoutMs: number;
 }
 
 export interface DatabaseConfig {
@@ -69,6 +88,8 @@ export interface ApiConfig extends CommonConfig {
    * the queue could never drain.
    */
   readonly queueMemoryLimitPercent: number;
+  /** REDIS_REPLICA_ACKS, REDIS_REPLICA_ACK_TIMEOUT_MS (docs/guarantees.md). */
+  readonly replicaAcks: ReplicaAcks;
 }
 
 export interface WorkerConfig extends CommonConfig {
@@ -135,6 +156,28 @@ const identifier =
     return value;
   };
 
+/** `host:port,host:port`: at least one address, each once. */
+const addressList: Reader<RedisAddress[]> = (variable, raw) => {
+  const addresses = required('host:port pairs separated by commas')(variable, raw)
+    .split(',')
+    .map((item) => item.trim())
+    .map((item) => {
+      const match = /^(.+):(\d{1,5})$/.exec(item);
+      const portNumber = Number(match?.[2]);
+      if (match?.[1] === undefined || !/^[A-Za-z0-9._-]{1,253}$/.test(match[1]) || portNumber < 1 || portNumber > 65_535) {
+        throw new ConfigError(variable, `must be host:port pairs separated by commas (got "${item}")`);
+      }
+      return { host: match[1], port: portNumber };
+    });
+  const seen = new Set<string>();
+  for (const { host, port: portNumber } of addresses) {
+    const key = `${host}:${String(portNumber)}`;
+    if (seen.has(key)) throw new ConfigError(variable, `names ${key} twice`);
+    seen.add(key);
+  }
+  return addresses;
+};
+
 const logLevel: Reader<LogLevel> = (variable, raw) => {
   const level = LOG_LEVELS.find((candidate) => candidate === raw);
   if (level === undefined) throw new ConfigError(variable, `must be one of ${LOG_LEVELS.join(', ')} (got "${raw ?? ''}")`);
@@ -177,16 +220,26 @@ function readPassword(env: Environment): string {
   return read('DB_PASS', required('the PostgreSQL password, or DB_PASS_FILE naming a file that holds it'));
 }
 
+/** The sentinels when REDIS_SENTINELS is set (REDIS_HOST and REDIS_PORT are then not read), else one Redis. */
+function readRedis(env: Environment): RedisConfig {
+  const read = reader(env);
+  if (env['REDIS_SENTINELS']?.trim()) {
+    return {
+      mode: 'sentinel',
+      sentinels: read('REDIS_SENTINELS', addressList),
+      masterName: read('REDIS_SENTINEL_MASTER', withDefault(identifier('the name the sentinels monitor the primary by'), 'inflow')),
+    };
+  }
+  return { mode: 'single', host: read('REDIS_HOST', hostName), port: read('REDIS_PORT', withDefault(port, 6379)) };
+}
+
 function readCommon(env: Environment): CommonConfig {
   const read = reader(env);
   return {
     // The container's host name is unique per replica, which is what the instance id must be.
     instanceId: read('INSTANCE_ID', withDefault(identifier('the instance id'), () => hostname().slice(0, 63))),
     logLevel: read('LOG_LEVEL', withDefault(logLevel, 'info')),
-    redis: {
-      host: read('REDIS_HOST', hostName),
-      port: read('REDIS_PORT', withDefault(port, 6379)),
-    },
+    redis: readRedis(env),
     db: {
       host: read('DB_HOST', hostName),
       port: read('DB_PORT', withDefault(port, 5432)),
@@ -200,9 +253,10 @@ function readCommon(env: Environment): CommonConfig {
   };
 }
 
+/** Frozen all the way down (the sentinels' addresses are two levels deep). */
 function freeze<T extends object>(config: T): Readonly<T> {
   for (const value of Object.values(config)) {
-    if (typeof value === 'object' && value !== null) Object.freeze(value);
+    if (typeof value === 'object' && value !== null) freeze(value as object);
   }
   return Object.freeze(config);
 }
@@ -223,6 +277,10 @@ export function loadApiConfig(env: Environment): ApiConfig {
     },
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', withDefault(integer(60, 7 * 24 * 3600), 900)),
     queueMemoryLimitPercent: read('QUEUE_MEMORY_LIMIT_PERCENT', withDefault(integer(10, 95), 80)),
+    replicaAcks: {
+      count: read('REDIS_REPLICA_ACKS', withDefault(integer(0, 10), 0)),
+      timeoutMs: read('REDIS_REPLICA_ACK_TIMEOUT_MS', withDefault(integer(10, 60_000), 1_000)),
+    },
   });
 }
 

@@ -64,30 +64,52 @@ export function entryJobOptions(entryId: string, retry: EntryRetryPolicy = DEFAU
 }
 
 /**
- * The API's Redis client, shared by its BullMQ Queue and its idempotency records. No offline
- * queue: a command while Redis is down fails at once (→ 503) instead of holding the client's
- * request until a reconnect. https://docs.bullmq.io/patterns/failing-fast-when-redis-is-down
+ * Whether an error means that the server this client talks to is no longer the primary: a
+ * primary demoted by a failover keeps its connections and answers every write with READONLY.
+ * ioredis then drops the connection and asks the sentinels again (2: and resends the command
+ * that failed, where the client has an offline queue; the producer has none, so its command
+ * fails and the request is answered 503).
  */
-export function createProducerRedis(redis: RedisConfig): Redis {
-  return new Redis({
-    host: redis.host,
-    port: redis.port,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-  });
+export function isDemotedPrimaryError(error: Error): boolean {
+  return error.message.startsWith('READONLY');
 }
 
 /**
- * The worker's Redis client. BullMQ's blocking commands need maxRetriesPerRequest null, and the
- * default reconnect strategy keeps trying forever, which is what lets the worker resume by
- * itself after Redis restarts. https://docs.bullmq.io/guide/going-to-production
+ * The one set of ioredis options every Redis client of the apps starts from: the producer, the
+ * worker's and the API's event stream (BullMQ's QueueEvents). With sentinels (docs/guarantees.md),
+ * the client asks them for the primary, and `failoverDetector` subscribes to their +switch-master
+ * so a failover moves the client at once instead of when its socket to the old primary breaks;
+ * READONLY (a demoted primary) reconnects too. TCP keep-alive finds a connection to a machine
+ * that vanished without closing it.
+ *
+ * `use`: 'producer' fails fast (no offline queue, one retry: a command while Redis is away is a
+ * 503 at once, not a request held until a reconnect;
+ * https://docs.bullmq.io/patterns/failing-fast-when-redis-is-down); 'consumer' waits and
+ * retries forever (BullMQ's blocking commands need maxRetriesPerRequest null, and the endless
+ * reconnects are what let a worker resume by itself; https://docs.bullmq.io/guide/going-to-production).
  */
-export function createWorkerRedis(redis: RedisConfig): Redis {
-  return new Redis({
-    host: redis.host,
-    port: redis.port,
-    maxRetriesPerRequest: null,
+export function redisOptions(redis: RedisConfig, use: 'producer' | 'consumer') {
+  // Not annotated as ioredis's RedisOptions: its optional fields allow `undefined`, which BullMQ's
+  // connection type (QueueEvents) does not take; an object that has no such fields suits both.
+  const where =
+    redis.mode === 'sentinel'
+      ? { sentinels: redis.sentinels.map(({ host, port }) => ({ host, port })), name: redis.masterName, failoverDetector: true }
+      : { host: redis.host, port: redis.port };
+  return {
+    ...where,
     connectTimeout: 2_000,
-  });
+    keepAlive: 10_000,
+    reconnectOnError: (error: Error) => (isDemotedPrimaryError(error) ? (2 as const) : false),
+    ...(use === 'producer' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : { maxRetriesPerRequest: null }),
+  };
+}
+
+/** The API's Redis client, shared by its BullMQ Queue and its idempotency records ('producer' above). */
+export function createProducerRedis(redis: RedisConfig): Redis {
+  return new Redis(redisOptions(redis, 'producer'));
+}
+
+/** The worker's Redis client ('consumer' above); BullMQ duplicates it for its blocking connection. */
+export function createWorkerRedis(redis: RedisConfig): Redis {
+  return new Redis(redisOptions(redis, 'consumer'));
 }

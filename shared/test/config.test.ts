@@ -97,9 +97,9 @@ t.test('host names: malformed values are refused', async (t) => {
     }
   }
   const good = loadApiConfig(env({ REDIS_HOST: '10.0.0.7', DB_HOST: '::1' }));
-  t.equal(good.redis.host, '10.0.0.7');
+  t.match(good.redis, { mode: 'single', host: '10.0.0.7' });
   t.equal(good.db.host, '::1');
-  t.equal(loadApiConfig(env({ REDIS_HOST: '  redis.internal  ' })).redis.host, 'redis.internal', 'values are trimmed');
+  t.match(loadApiConfig(env({ REDIS_HOST: '  redis.internal  ' })).redis, { host: 'redis.internal' }, 'values are trimmed');
 });
 
 // [variable, services that read it, malformed values, [raw, parsed] valid boundaries, default]
@@ -119,6 +119,8 @@ const INTEGERS: readonly IntegerCase[] = [
   ['QUEUE_MEMORY_LIMIT_PERCENT', ['api'], ['9', '96', '80%', '0.8'], [['10', 10], ['95', 95]]],
   ['OPS_PORT', ['api'], ['0', '65536', 'ops', '-1'], [['1', 1], ['65535', 65535]]],
   ['EVENTS_MAX_STREAMS', ['api'], ['0', '10001', 'many', '-1', '1.5'], [['1', 1], ['10000', 10000]]],
+  ['REDIS_REPLICA_ACKS', ['api'], ['11', '-1', 'one', '1.5'], [['0', 0], ['10', 10]]],
+  ['REDIS_REPLICA_ACK_TIMEOUT_MS', ['api'], ['9', '60001', '1s', '-1'], [['10', 10], ['60000', 60000]]],
 ];
 
 const pick = (config: unknown, variable: string): unknown => {
@@ -137,6 +139,8 @@ const pick = (config: unknown, variable: string): unknown => {
     QUEUE_MEMORY_LIMIT_PERCENT: ['queueMemoryLimitPercent'],
     OPS_PORT: ['opsPort'],
     EVENTS_MAX_STREAMS: ['eventsMaxStreams'],
+    REDIS_REPLICA_ACKS: ['replicaAcks', 'count'],
+    REDIS_REPLICA_ACK_TIMEOUT_MS: ['replicaAcks', 'timeoutMs'],
   };
   return (path[variable] ?? []).reduce<unknown>((value, key) => (value as Record<string, unknown>)[key], config);
 };
@@ -197,7 +201,7 @@ t.test('defaults', async (t) => {
   t.same(api, {
     instanceId: hostname().slice(0, 63),
     logLevel: 'info',
-    redis: { host: 'redis', port: 6379 },
+    redis: { mode: 'single', host: 'redis', port: 6379 },
     db: { host: 'postgres', port: 5432, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 10 },
     shutdownTimeoutMs: 8000,
     port: 8080,
@@ -207,12 +211,13 @@ t.test('defaults', async (t) => {
     queueMemoryLimitPercent: 80,
     opsPort: 8081,
     eventsMaxStreams: 200,
+    replicaAcks: { count: 0, timeoutMs: 1000 },
   });
   const worker = loadWorkerConfig(env({ INSTANCE_ID: '  ' }));
   t.same(worker, {
     instanceId: hostname().slice(0, 63),
     logLevel: 'info',
-    redis: { host: 'redis', port: 6379 },
+    redis: { mode: 'single', host: 'redis', port: 6379 },
     db: { host: 'postgres', port: 5432, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 10 },
     shutdownTimeoutMs: 8000,
     concurrency: 64,
@@ -239,11 +244,13 @@ t.test('every variable is read', async (t) => {
     QUEUE_MEMORY_LIMIT_PERCENT: '70',
     OPS_PORT: '3002',
     EVENTS_MAX_STREAMS: '50',
+    REDIS_REPLICA_ACKS: '1',
+    REDIS_REPLICA_ACK_TIMEOUT_MS: '500',
   };
   t.same(loadApiConfig(all), {
     instanceId: 'api-2',
     logLevel: 'warn',
-    redis: { host: 'redis', port: 6380 },
+    redis: { mode: 'single', host: 'redis', port: 6380 },
     db: { host: 'postgres', port: 5433, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 20 },
     shutdownTimeoutMs: 5000,
     port: 3000,
@@ -253,16 +260,48 @@ t.test('every variable is read', async (t) => {
     queueMemoryLimitPercent: 70,
     opsPort: 3002,
     eventsMaxStreams: 50,
+    replicaAcks: { count: 1, timeoutMs: 500 },
   });
   t.same(loadWorkerConfig(all), {
     instanceId: 'api-2',
     logLevel: 'warn',
-    redis: { host: 'redis', port: 6380 },
+    redis: { mode: 'single', host: 'redis', port: 6380 },
     db: { host: 'postgres', port: 5433, name: 'inflow', user: 'inflow', password: 's3cret', poolMax: 20 },
     shutdownTimeoutMs: 5000,
     concurrency: 8,
     healthPort: 3001,
   });
+});
+
+t.test('REDIS_SENTINELS: the sentinels replace REDIS_HOST and REDIS_PORT', async (t) => {
+  for (const [service, load] of LOADERS) {
+    const config = load(env({ REDIS_HOST: undefined, REDIS_PORT: 'not read', REDIS_SENTINELS: ' sentinel1:26379, sentinel2:26380 ,10.0.0.3:26379' })) as { redis: unknown };
+    t.same(
+      config.redis,
+      {
+        mode: 'sentinel',
+        sentinels: [
+          { host: 'sentinel1', port: 26379 },
+          { host: 'sentinel2', port: 26380 },
+          { host: '10.0.0.3', port: 26379 },
+        ],
+        masterName: 'inflow',
+      },
+      `${service}: every sentinel, the default master name`,
+    );
+    t.match(load(env({ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'queue-1' })), { redis: { mode: 'sentinel', masterName: 'queue-1' } }, `${service}: REDIS_SENTINEL_MASTER`);
+    t.match(load(env({ REDIS_SENTINELS: ' ' })), { redis: { mode: 'single', host: 'redis', port: 6379 } }, `${service}: blank is unset: one Redis`);
+    t.ok(Object.isFrozen((load(env({ REDIS_SENTINELS: 's:1' })) as { redis: { sentinels: object[] } }).redis.sentinels[0]), `${service}: frozen down to each address`);
+    for (const bad of ['sentinel1', 'sentinel1:', ':26379', 's:0', 's:65536', 's:26379,', 'redis://s:26379', 'a b:1', 's:1,s:1']) {
+      assertConfigError(t, load, env({ REDIS_SENTINELS: bad }), 'REDIS_SENTINELS', `${service}: REDIS_SENTINELS=${JSON.stringify(bad)}`);
+    }
+    assertConfigError(t, load, env({ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_MASTER: 'a b' }), 'REDIS_SENTINEL_MASTER', `${service}: a master name with a space`);
+    // Without sentinels REDIS_HOST is what the apps connect to, and stays required.
+    assertConfigError(t, load, env({ REDIS_HOST: undefined }), 'REDIS_HOST', `${service}: no sentinels, no REDIS_HOST`);
+  }
+  t.throws(() => loadApiConfig(env({ REDIS_SENTINELS: 's:1,s:1' })), { message: 'REDIS_SENTINELS names s:1 twice' });
+  t.throws(() => loadApiConfig(env({ REDIS_SENTINELS: 's:1,t' })), { message: 'REDIS_SENTINELS must be host:port pairs separated by commas (got "t")' });
+  t.same(loadApiConfig(env()).replicaAcks, { count: 0, timeoutMs: 1000 }, 'no replica acks by default, 1 s when asked for');
 });
 
 t.test('the result is frozen, nested objects included', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { v7 as uuidv7 } from 'uuid';
 import { newEntrySchema } from '../src/entry.ts';
-import { DEFAULT_ENTRY_RETRY, entryJobOptions, entryJobSchema, type EntryJob } from '../src/queue.ts';
+import { DEFAULT_ENTRY_RETRY, entryJobOptions, entryJobSchema, redisOptions, type EntryJob } from '../src/queue.ts';
 
 /** A job exactly as EntriesService.accept builds it from a client's body (with uuid's v7, as the API). */
 function jobFromBody(body: unknown, acceptedBy = 'api-1'): EntryJob {
@@ -70,4 +70,26 @@ t.test('entryJobOptions', async (t) => {
   t.match(entryJobOptions(id, { attempts: 3, delayMs: 100 }), { attempts: 3, backoff: { type: 'exponential', delay: 100 } }, 'the retry policy is the caller\'s');
   t.not(entryJobOptions(id), options, 'a fresh object per call: BullMQ may change what it is given');
   t.equal(entryJobOptions('x').jobId, 'x');
+});
+
+t.test('redisOptions: one set of options for every client, sentinels or one Redis', async (t) => {
+  const single = { mode: 'single', host: 'redis', port: 6380 } as const;
+  const sentinel = { mode: 'sentinel', sentinels: [{ host: 'sentinel1', port: 26379 }, { host: 'sentinel2', port: 26379 }], masterName: 'inflow' } as const;
+  for (const use of ['producer', 'consumer'] as const) {
+    const one = redisOptions(single, use);
+    t.match(one, { host: 'redis', port: 6380, keepAlive: Number }, `${use}: one Redis, TCP keep-alive`);
+    t.notOk('sentinels' in one, `${use}: no sentinels`);
+    const many = redisOptions(sentinel, use);
+    t.same(many.sentinels, sentinel.sentinels, `${use}: every sentinel`);
+    t.match(many, { name: 'inflow', failoverDetector: true }, `${use}: the master name; failovers followed as the sentinels announce them`);
+    t.notOk('host' in many, `${use}: no fixed host`);
+    for (const options of [one, many]) {
+      t.equal(options.reconnectOnError(new Error("READONLY You can't write against a read only replica.")), 2, `${use}: a demoted primary: reconnect (and resend)`);
+      t.equal(options.reconnectOnError(new Error('NOREPLICAS Not enough good replicas to write.')), false, `${use}: other errors stay errors`);
+    }
+  }
+  // The producer fails fast (→ 503); the consumers wait for Redis as long as it takes.
+  t.match(redisOptions(sentinel, 'producer'), { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  t.match(redisOptions(sentinel, 'consumer'), { maxRetriesPerRequest: null });
+  t.notOk('enableOfflineQueue' in redisOptions(sentinel, 'consumer'), 'consumers keep the offline queue');
 });

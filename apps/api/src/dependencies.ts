@@ -7,6 +7,7 @@ import { EntriesService } from './entries/entries.service.ts';
 import { EntryQueue } from './entries/entries.queue.ts';
 import { IdempotencyStore } from './entries/idempotency.ts';
 import { QueueCapacity } from './entries/queue-capacity.ts';
+import { ReplicaAcks } from './entries/replica-acks.ts';
 import { EntryEvents } from './events/entry-events.ts';
 import { describeChanges, subscribeToQueueEvents } from './events/queue-events.ts';
 import { dependencyChecks } from './health/readiness.ts';
@@ -64,6 +65,7 @@ export function createDependencies(config: ApiConfig, options: { logger: Logger;
       idempotency: new IdempotencyStore(redis, config.idempotencyTtlSeconds),
       capacity: new QueueCapacity(redis, config.queueMemoryLimitPercent),
       instanceId: config.instanceId,
+      replicaAcks: config.replicaAcks.count > 0 ? new ReplicaAcks(queue, { replicas: config.replicaAcks.count, timeoutMs: config.replicaAcks.timeoutMs }) : undefined,
     }),
     logger,
     queue,

@@ -1,6 +1,7 @@
 import { DEFAULT_ENTRY_RETRY, ENTRIES_QUEUE, PERSIST_ENTRY_JOB, entryJobOptions, withTimeout, type EntryJob, type EntryRetryPolicy } from '@inflow/shared';
 import { Queue, QueueKeys } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { AckChannel } from './replica-acks.ts';
 
 /**
  * An entry as its job tells it, shaped like a persisted one (shared Entry) so that a client
@@ -53,11 +54,12 @@ export interface QueueCounts {
  * The producer side of the entries queue, and the only module that knows how BullMQ keeps it in
  * Redis. One per process: connections are not per request.
  */
-export class EntryQueue {
+export class EntryQueue implements AckChannel {
   readonly #queue: Queue<EntryJob>;
   readonly #redis: Redis;
   readonly #retry: EntryRetryPolicy;
   readonly #keys = new QueueKeys();
+  #generation = 0;
 
   /** `redis` stays owned by the caller: closing the queue does not close it. */
   constructor(redis: Redis, onError: (error: Error) => void, retry: EntryRetryPolicy = DEFAULT_ENTRY_RETRY) {
@@ -67,6 +69,24 @@ export class EntryQueue {
     // Without a listener an 'error' event would throw; connection errors are expected while
     // Redis restarts and are reported through /readyz and the 503s instead.
     this.#queue.on('error', onError);
+    // Every (re)connection is a new connection for WAIT (replica-acks.ts).
+    redis.on('ready', () => {
+      this.#generation += 1;
+    });
+  }
+
+  /**
+   * Redis WAIT on the producer connection, which BullMQ's Queue sends its commands on (it uses a
+   * client it is given as it is, without duplicating it; test/replica-acks.test.ts checks).
+   * The deadline is only for a Redis that does not answer at all: WAIT itself returns after
+   * `timeoutMs` with the replicas it has.
+   */
+  async waitForReplicas(numReplicas: number, timeoutMs: number): Promise<number> {
+    return withTimeout(this.#redis.wait(numReplicas, timeoutMs), timeoutMs + 2_000, 'Redis did not answer WAIT');
+  }
+
+  connectionGeneration(): number {
+    return this.#generation;
   }
 
   /** Resolves once Redis has the job. Adding an id whose job still exists is a no-op. */

@@ -7,6 +7,7 @@ import type { EntryQueue, PendingEntry } from './entries.queue.ts';
 import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
+import type { ReplicaAcks } from './replica-acks.ts';
 
 const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
@@ -36,6 +37,7 @@ export class EntriesService {
   readonly #idempotency: IdempotencyStore;
   readonly #capacity: QueueCapacity;
   readonly #instanceId: string;
+  readonly #replicaAcks: ReplicaAcks | undefined;
 
   constructor(deps: {
     repository: EntriesRepository;
@@ -43,15 +45,21 @@ export class EntriesService {
     idempotency: IdempotencyStore;
     capacity: QueueCapacity;
     instanceId: string;
+    /** With REDIS_REPLICA_ACKS > 0: an entry is accepted once that many replicas hold it. */
+    replicaAcks?: ReplicaAcks | undefined;
   }) {
     this.#repository = deps.repository;
     this.#queue = deps.queue;
     this.#idempotency = deps.idempotency;
     this.#capacity = deps.capacity;
     this.#instanceId = deps.instanceId;
+    this.#replicaAcks = deps.replicaAcks;
   }
 
-  /** Validates and enqueues an entry. Resolves only once Redis holds the job. */
+  /**
+   * Validates and enqueues an entry. Resolves only once Redis holds the job (and, with replica
+   * acks, once enough replicas hold it too).
+   */
   async accept(body: unknown, idempotencyKey: string | undefined): Promise<Accepted> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw invalidField('Idempotency-Key', 'Idempotency-Key must be 1 to 128 visible ASCII characters');
@@ -157,8 +165,16 @@ export class EntriesService {
     }
   }
 
+  /**
+   * With replica acks, a write the replicas did not confirm is a 503 queue_unavailable: the
+   * entry may be in the queue or not, and a retry with the same Idempotency-Key is safe
+   * (docs/api.md). A retry enqueues again (a no-op for an existing job, but still a write: BullMQ
+   * increments its id counter), so its WAIT covers the first request's write too.
+   */
   async #enqueue(entry: EntryJob): Promise<void> {
-    await this.#redisCall(() => withTimeout(this.#queue.enqueue(entry), ENQUEUE_TIMEOUT_MS, 'Redis did not take the job'));
+    const write = () => withTimeout(this.#queue.enqueue(entry), ENQUEUE_TIMEOUT_MS, 'Redis did not take the job');
+    const acks = this.#replicaAcks;
+    await this.#redisCall(() => (acks === undefined ? write() : acks.confirmed(write)));
   }
 
   async #redisCall<T>(call: () => Promise<T>): Promise<T> {

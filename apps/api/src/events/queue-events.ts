@@ -1,4 +1,4 @@
-import { ENTRIES_QUEUE, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
+import { ENTRIES_QUEUE, redisOptions, withTimeout, type Logger, type RedisConfig } from '@inflow/shared';
 import { QueueEvents } from 'bullmq';
 import type { EntriesRepository } from '../entries/entries.repository.ts';
 import { toEntry } from '../entries/entries.repository.ts';
@@ -11,7 +11,8 @@ import type { EntryUpdate, StatusChange, Subscription } from './entry-events.ts'
  * entry accepted by web2 shows on a page served by web1) and reports each as a status change.
  *
  * QueueEvents needs a connection of its own (it blocks in XREAD); it gets one made from the
- * configuration, with unlimited retries so it resumes by itself after Redis restarts.
+ * configuration with the apps' one set of options (redisOptions: unlimited retries, so it resumes
+ * by itself after Redis restarts or fails over).
  */
 export async function subscribeToQueueEvents(options: {
   redis: RedisConfig;
@@ -30,7 +31,7 @@ export async function subscribeToQueueEvents(options: {
   }
 
   const queueEvents = new QueueEvents(ENTRIES_QUEUE, {
-    connection: { host: options.redis.host, port: options.redis.port, maxRetriesPerRequest: null, connectTimeout: 2_000 },
+    connection: redisOptions(options.redis, 'consumer'),
     lastEventId,
   });
   queueEvents.on('error', (error) => {
