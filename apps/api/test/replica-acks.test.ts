@@ -5,12 +5,13 @@
  * is sent on.
  */
 import { randomUUID } from 'node:crypto';
-import { startRedis, waitFor } from '@inflow/test-support';
+import { postEntry, startRedis, waitFor } from '@inflow/test-support';
 import { createProducerRedis } from '@inflow/shared';
 import { Redis } from 'ioredis';
 import t from 'tap';
 import { EntryQueue } from '../src/entries/entries.queue.ts';
 import { ReplicaAckError, ReplicaAcks, type AckChannel } from '../src/entries/replica-acks.ts';
+import { startRealApp } from './utils/real-app.ts';
 
 /** A channel whose WAITs stay pending until the test answers them; it counts them. */
 function manualChannel() {
@@ -88,14 +89,14 @@ t.test('fewer replicas than asked for: a ReplicaAckError that says how many', as
   t.equal((result.error as Error).message, '1 of 2 Redis replicas confirmed the write within 1000 ms');
 });
 
-t.test("the WAIT's own error is the caller's error", async (t) => {
+t.test('a WAIT that fails is a ReplicaAckError caused by its error; a write that fails is its own error', async (t) => {
   const { channel, waits } = manualChannel();
   const acks = new ReplicaAcks(channel, { replicas: 1, timeoutMs: 1000 });
   const result = track(acks.confirmed(async () => 'x'));
   await settle();
   waits[0]?.fail(new Error('Connection is closed.'));
   await settle();
-  t.match(result, { status: 'rejected', error: { message: 'Connection is closed.' } });
+  t.match(result, { status: 'rejected', error: { name: 'ReplicaAckError', message: 'Redis WAIT failed: Connection is closed.', cause: { message: 'Connection is closed.' } } });
   // And the next write is not stuck behind the failed WAIT.
   const next = track(acks.confirmed(async () => 'y'));
   await settle();
@@ -103,6 +104,14 @@ t.test("the WAIT's own error is the caller's error", async (t) => {
   waits[1]?.answer(1);
   await settle();
   t.same(next, { status: 'resolved', value: 'y' });
+  const refused = track(
+    acks.confirmed(async () => {
+      throw new Error('NOREPLICAS Not enough good replicas to write.');
+    }),
+  );
+  await settle();
+  t.match(refused, { status: 'rejected', error: { name: 'Error', message: /^NOREPLICAS/ } }, 'the write failed: not made, its own error');
+  t.equal(waits.length, 2, 'and no WAIT for it');
 });
 
 t.test('a write whose connection was replaced before its WAIT answered is not confirmed', async (t) => {
@@ -203,4 +212,23 @@ t.test('EntryQueue: BullMQ adds the job on the producer connection, the one WAIT
   );
   t.equal(await queue.waitForReplicas(1, 50), 0, 'WAIT answers on that connection: no replica here');
   t.equal(queue.connectionGeneration(), generation, 'the same connection throughout');
+});
+
+t.test('the API with REDIS_REPLICA_ACKS and no replica: 503 queue_unavailable, and a retry with the key finds the same entry', async (t) => {
+  const app = await startRealApp(t, { env: { REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: '50' } });
+  const body = { author: 'ada', message: 'held by one Redis only' };
+  const first = await postEntry(app.url, body, { 'idempotency-key': 'replica-ack-1' });
+  t.equal(first.status, 503);
+  t.match(first.body, { error: { code: 'queue_unavailable' } });
+  t.equal(first.headers.get('retry-after'), '1');
+  // Not confirmed, but written: the job is in the primary.
+  t.match(await app.deps.queue.counts(), { waiting: 1 }, 'the job is in Redis all the same');
+
+  const retry = await postEntry(app.url, body, { 'idempotency-key': 'replica-ack-1' });
+  t.equal(retry.status, 503, 'the retry is not confirmed either (still no replica)');
+  t.match(await app.deps.queue.counts(), { waiting: 1 }, 'and finds the same entry: the key stayed claimed, no second job');
+  t.ok(
+    app.logs.some((line) => JSON.stringify(line).includes('0 of 1 Redis replicas confirmed the write within 50 ms')),
+    'the log says why',
+  );
 });

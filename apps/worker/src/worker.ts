@@ -7,6 +7,7 @@ import { EntryBatcher } from './entries/entry-batcher.ts';
 import { createEntryProcessor } from './entries/entries.consumer.ts';
 import { logPersisted } from './entries/persisted-log.ts';
 import type { WorkerMetrics } from './metrics.ts';
+import { RedisRefusals } from './redis-refusals.ts';
 
 /**
  * How long a job's lock lasts without renewal. BullMQ renews it every half of this from a timer
@@ -95,9 +96,14 @@ export function createEntryWorker(options: EntryWorkerOptions): EntryWorker {
   );
 
   // An 'error' event without a listener would crash the process; these are connection errors
-  // that the worker recovers from by reconnecting.
+  // that the worker recovers from by reconnecting, or a Redis that refuses writes for now.
+  const refusals = new RedisRefusals(log);
   worker.on('error', (error) => {
+    if (refusals.refused(error)) return;
     log.warn({ err: error }, 'worker error');
+  });
+  worker.on('active', () => {
+    refusals.tookWrite();
   });
   worker.on('stalled', (jobId) => {
     log.warn({ entryId: jobId }, 'entry stalled (its worker stopped renewing the lock), back in the queue');

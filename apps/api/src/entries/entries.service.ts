@@ -7,7 +7,7 @@ import type { EntryQueue, PendingEntry } from './entries.queue.ts';
 import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
-import type { ReplicaAcks } from './replica-acks.ts';
+import { ReplicaAckError, type ReplicaAcks } from './replica-acks.ts';
 
 const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
@@ -108,7 +108,9 @@ export class EntriesService {
     try {
       await this.#enqueue(entry);
     } catch (error) {
-      await this.#idempotency.release(idempotencyKey).catch(() => undefined);
+      // A write the replicas did not confirm is in Redis all the same: the key stays claimed, so
+      // that the client's retry finds this entry (and confirms it) instead of making a second.
+      if (!((error as Error).cause instanceof ReplicaAckError)) await this.#idempotency.release(idempotencyKey).catch(() => undefined);
       throw error;
     }
     return { entry, replayed: false };

@@ -23,10 +23,15 @@ export interface AckChannel {
   connectionGeneration(): number;
 }
 
-/** Fewer replicas than asked for confirmed in time, or the connection changed meanwhile. */
+/**
+ * The write was made but not confirmed: fewer replicas than asked for confirmed it in time, the
+ * connection changed meanwhile, or the WAIT itself failed (its error is the cause). The entry is
+ * in the primary's memory all the same, and may be processed; the caller must treat it as "maybe
+ * accepted" (entries.service.ts keeps its Idempotency-Key claimed).
+ */
 export class ReplicaAckError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
     this.name = 'ReplicaAckError';
   }
 }
@@ -48,14 +53,20 @@ export class ReplicaAcks {
 
   /**
    * Runs `write` (commands on the channel's connection), then resolves with its result once
-   * enough replicas hold it; rejects with a ReplicaAckError (or the WAIT's own error) otherwise.
+   * enough replicas hold it. Rejects with the write's own error when the write fails, and with a
+   * ReplicaAckError when it was made but not confirmed.
    */
   async confirmed<T>(write: () => Promise<T>): Promise<T> {
     // Read before the write: a write that ioredis resent on a new connection is then not
     // confirmed by a WAIT on that one either (a needless 503 at worst, never a false 202).
     const generation = this.#channel.connectionGeneration();
     const result = await write();
-    const acknowledged = await this.#nextWait();
+    let acknowledged: number;
+    try {
+      acknowledged = await this.#nextWait();
+    } catch (error) {
+      throw new ReplicaAckError(`Redis WAIT failed: ${(error as Error).message}`, { cause: error });
+    }
     if (this.#channel.connectionGeneration() !== generation) {
       throw new ReplicaAckError('the connection to Redis was replaced before the replicas confirmed the write');
     }
