@@ -29,6 +29,13 @@
 # turns a stale primary into a replica when it sees it).
 set -eu
 
+# A name that does not resolve must fail fast. Redis resolves host names synchronously: a lookup
+# of a dead node's name that takes Docker's embedded DNS on an internal network 10 s or more to
+# give up (measured: 20 s) freezes the process that long, which sends a sentinel into TILT mode
+# (no failover while its clock jumps) and a replica into silence. glibc reads RES_OPTIONS from the
+# environment: one try, one second.
+export RES_OPTIONS="${RES_OPTIONS:-timeout:1 attempts:1}"
+
 : "${REDIS_PRIMARY_PORT:=6379}"
 : "${REDIS_SENTINEL_MASTER:=inflow}"
 : "${REDIS_MAXMEMORY:=1gb}"

@@ -27,6 +27,13 @@
 # SENTINEL_MASTER_HOST names the old primary). Remove the file (or the volume) to start afresh.
 set -eu
 
+# A name that does not resolve must fail fast. Redis resolves host names synchronously: a lookup
+# of a dead node's name that takes Docker's embedded DNS on an internal network 10 s or more to
+# give up (measured: 20 s) freezes the process that long, which sends a sentinel into TILT mode
+# (no failover while its clock jumps) and a replica into silence. glibc reads RES_OPTIONS from the
+# environment: one try, one second.
+export RES_OPTIONS="${RES_OPTIONS:-timeout:1 attempts:1}"
+
 : "${SENTINEL_MASTER_NAME:=inflow}"
 : "${SENTINEL_MASTER_PORT:=6379}"
 : "${SENTINEL_QUORUM:=2}"
