@@ -59,7 +59,19 @@ for (const [target, objects] of renderAll()) {
     }
     // The hosts and ports in the apps' environment are the in-cluster Services (when they exist).
     if (context.inClusterData) {
-      for (const [host, portVariable, component] of [['REDIS_HOST', 'REDIS_PORT', 'redis'], ['DB_HOST', 'DB_PORT', 'postgres']] as const) {
+      const addresses = [['DB_HOST', 'DB_PORT', 'postgres']] as [string, string, string][];
+      if (api.env.has('REDIS_HOST')) addresses.push(['REDIS_HOST', 'REDIS_PORT', 'redis']);
+      // With sentinels: each one is a pod of the sentinels' StatefulSet by its stable name in the
+      // governing Service (<pod>.<service>), on that Service's port.
+      for (const entry of (api.env.get('REDIS_SENTINELS')?.value ?? '').split(',').filter((item) => item !== '')) {
+        const [, pod = '', serviceName = '', port = ''] = /^([^.]+)\.([^.:]+):(\d+)$/.exec(entry) ?? [];
+        const statefulSet = ofKind(objects, 'StatefulSet').find((candidate) => candidate.spec?.serviceName === serviceName);
+        const ordinal = Number(pod.slice((statefulSet?.metadata.name.length ?? 0) + 1));
+        t.equal(statefulSet?.spec?.template.metadata?.labels?.['app.kubernetes.io/component'], 'redis-sentinel', `REDIS_SENTINELS ${entry}: a pod of the sentinels' StatefulSet, by its governing Service`);
+        t.ok(pod.startsWith(`${statefulSet?.metadata.name ?? '?'}-`) && Number.isInteger(ordinal) && ordinal >= 0 && ordinal < (statefulSet?.spec?.replicas ?? 1), `REDIS_SENTINELS ${entry}: a pod that exists (ordinal below replicas)`);
+        t.ok(named(objects, 'Service', serviceName).spec?.ports?.some((servicePort) => String(servicePort.port) === port), `REDIS_SENTINELS ${entry}: that Service's port`);
+      }
+      for (const [host, portVariable, component] of addresses) {
         const service = named(objects, 'Service', api.env.get(host)?.value ?? '');
         const target = context.workloads.find((workload) => selectsMap(service.spec?.selector, workload.labels));
         t.equal(target?.labels['app.kubernetes.io/component'], component, `${host} is the Service of the ${component} StatefulSet`);
@@ -143,12 +155,29 @@ for (const [target, objects] of renderAll()) {
     t.same([redis?.kind, postgres?.kind], ['StatefulSet', 'StatefulSet'], 'Redis and PostgreSQL are StatefulSets');
     if (redis === undefined || postgres === undefined) return;
 
+    /** The entry script a Redis workload runs from a ConfigMap (`sh <mount>/redis.sh`), if it does. */
+    const redisScript = (workload: Workload): string | undefined => {
+      const container = workload.template.spec?.containers[0];
+      const path = container?.command?.find((part) => part.endsWith('/redis.sh'));
+      if (path === undefined) return undefined;
+      const mount = container?.volumeMounts?.find((candidate) => path.startsWith(`${candidate.mountPath}/`));
+      const volume = workload.template.spec?.volumes?.find((candidate) => candidate.name === mount?.name);
+      return named(objects, 'ConfigMap', volume?.configMap?.name ?? '').data?.['redis.sh'];
+    };
     const claims = (workload: Workload) => new Set((named(objects, 'StatefulSet', workload.name).spec?.volumeClaimTemplates ?? []).map((claim) => claim.metadata?.name));
     const redisContainer = redis.template.spec?.containers[0];
     const args = redisContainer?.args ?? [];
+    // The flags are the container's args, or (the replicated layout) deploy/redis/redis.sh's, with
+    // maxmemory from REDIS_MAXMEMORY.
+    const script = redisScript(redis);
     const option = (name: string) => {
       const index = args.indexOf(`--${name}`);
-      return index === -1 ? undefined : args[index + 1];
+      if (index !== -1) return args[index + 1];
+      if (script === undefined) return undefined;
+      if (name === 'maxmemory' && script.includes('--maxmemory "$REDIS_MAXMEMORY"')) {
+        return redisContainer?.env?.find((variable) => variable.name === 'REDIS_MAXMEMORY')?.value ?? /REDIS_MAXMEMORY:=([^}]+)\}/.exec(script)?.[1];
+      }
+      return new RegExp(`--${name} (\\S+)`).exec(script)?.[1];
     };
     t.equal(option('appendonly'), 'yes', 'Redis: appendonly yes');
     t.equal(option('appendfsync'), 'always', 'Redis: appendfsync always');
@@ -251,6 +280,17 @@ for (const [target, objects] of renderAll()) {
       }
     }
     if (context.inClusterData && ofKind(objects, 'ScaledObject').length > 0) flow('keda-operator', 'redis', 6379);
+    // The replicated Redis (components/replicated-redis): the apps ask the sentinels; the servers
+    // replicate and ask the sentinels their role at start; the sentinels check the servers and
+    // vote among themselves; both name each other by hostname (DNS).
+    if (context.workloads.some((workload) => component(workload) === 'redis-sentinel')) {
+      for (const client of ['api', 'worker', 'redis', 'redis-sentinel']) flow(client, 'redis-sentinel', 26379);
+      for (const client of ['redis', 'redis-sentinel']) {
+        flow(client, 'redis', 6379);
+        flow(client, 'kube-dns', 53, 'UDP');
+        flow(client, 'kube-dns', 53, 'TCP');
+      }
+    }
     if (!context.inClusterData) {
       const blockPorts = [...new Set(blocks.flatMap(({ ports }) => ports.map((port) => Number(port.port))))].sort((a, b) => a - b);
       t.same(blockPorts, [5432, 6379], 'the managed services are reached on 5432 and 6379 only');

@@ -29,8 +29,8 @@ for (const target of renderTargets()) {
   });
 }
 
-t.test('the targets are the base and the two overlays', async (t) => {
-  t.same(renderTargets().map((target) => target.name), ['base', 'overlays/autoscale', 'overlays/external-data']);
+t.test('the targets are the base and the three overlays', async (t) => {
+  t.same(renderTargets().map((target) => target.name), ['base', 'overlays/autoscale', 'overlays/external-data', 'overlays/replicated-redis']);
 });
 
 t.test("deploy/k8s/README.md's own overlay (the real password, your registry) renders", async (t) => {

@@ -7,9 +7,12 @@
  *
  * Roles, set as node labels that deploy/swarm/stack.yml places the services by:
  *   node 1 `edge`: nginx (its published port reaches the host through a port the node container
- *     publishes on 127.0.0.1), API and worker tasks; the suite's commands go through its engine;
- *   node 2 `data`: PostgreSQL and Redis with their volumes, API tasks, never a worker;
- *   node 3 `app`:  API and worker tasks only: the node the fault tests kill and drain.
+ *     publishes on 127.0.0.1), redis-b (the Redis started as replica), sentinel-1, API and worker
+ *     tasks; the suite's commands go through its engine, and no test stops it;
+ *   node 2 `data`: PostgreSQL and redis-a (the Redis started as primary) with their volumes,
+ *     sentinel-2, API tasks, never a worker: the node the machine-loss tests kill;
+ *   node 3 `app`:  sentinel-3, API and worker tasks only: the node the other fault tests kill and
+ *     drain (it holds no data).
  *
  * Privileges: where the host allows `--privileged` (the usual docker-in-docker), the nodes get it.
  * Where it is refused (a host that lacks CAP_SYS_RESOURCE), each node gets every other capability,
@@ -38,9 +41,9 @@ export const NODE_IMAGE_TAG = process.env['INFLOW_SWARM_NODE_IMAGE'] ?? 'inflow-
 export type Role = 'edge' | 'data' | 'app';
 /** The node labels per role (`docker node update --label-add`), as deploy/swarm/stack.yml reads them. */
 export const ROLE_LABELS: Record<Role, Record<string, string>> = {
-  edge: { 'inflow.edge': 'true', 'inflow.app': 'true', 'inflow.zone': 'a' },
-  data: { 'inflow.data': 'true', 'inflow.zone': 'b' },
-  app: { 'inflow.app': 'true', 'inflow.zone': 'c' },
+  edge: { 'inflow.edge': 'true', 'inflow.app': 'true', 'inflow.redis-b': 'true', 'inflow.sentinel-1': 'true', 'inflow.zone': 'a' },
+  data: { 'inflow.data': 'true', 'inflow.redis-a': 'true', 'inflow.sentinel-2': 'true', 'inflow.zone': 'b' },
+  app: { 'inflow.app': 'true', 'inflow.sentinel-3': 'true', 'inflow.zone': 'c' },
 };
 const ROLES: readonly Role[] = ['edge', 'data', 'app'];
 

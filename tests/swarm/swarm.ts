@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, REPO_ROOT, runCompose, waitFor } from '@inflow/test-support';
-import type { Cluster, SwarmNode } from './cluster.ts';
+import type { Cluster, Role, SwarmNode } from './cluster.ts';
 
 /** The stack's name: its services are `${STACK}_web` and so on. */
 export const STACK = process.env['INFLOW_SWARM_STACK'] ?? 'inflow-swarm';
@@ -33,8 +33,25 @@ const NGINX_IMAGE = process.env['NGINX_IMAGE'] ?? 'nginx:1.28-bookworm';
 const STACK_DIR = '/inflow';
 const PASSWORD_FILE = `${STACK_DIR}/secrets/db_password`;
 
-export const SERVICES = ['web', 'worker', 'postgres', 'redis', 'nginx'] as const;
+export const SERVICES = ['web', 'worker', 'postgres', 'redis-a', 'redis-b', 'sentinel-1', 'sentinel-2', 'sentinel-3', 'nginx'] as const;
 export type Service = (typeof SERVICES)[number];
+/** The two Redis servers, by service name (their hostnames on the stack's network). */
+export const REDIS_SERVERS = ['redis-a', 'redis-b'] as const;
+export const SENTINELS = ['sentinel-1', 'sentinel-2', 'sentinel-3'] as const;
+/** The master name the sentinels monitor (the stack's REDIS_SENTINEL_MASTER). */
+export const SENTINEL_MASTER = process.env['REDIS_SENTINEL_MASTER'] ?? 'inflow';
+
+/**
+ * The services pinned to a node by their placement (a volume, a published port, one sentinel per
+ * node): they stay pending while it is down or drained, and come back with it. The others move.
+ */
+export const PINNED: Record<Role, readonly Service[]> = {
+  edge: ['nginx', 'redis-b', 'sentinel-1'],
+  data: ['postgres', 'redis-a', 'sentinel-2'],
+  app: ['sentinel-3'],
+};
+/** Every service but those pinned to the given node: what must run again while it is away. */
+export const servicesWithout = (role: Role): Service[] => SERVICES.filter((service) => !PINNED[role].includes(service));
 
 export const serviceName = (service: string): string => `${STACK}_${service}`;
 
@@ -53,6 +70,7 @@ function stackEnv(): Record<string, string> {
   const passed = [
     'DB_NAME', 'DB_USER', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'REDIS_MAXMEMORY', 'QUEUE_MEMORY_LIMIT_PERCENT', 'IDEMPOTENCY_TTL_SECONDS',
     'ENTRY_JOB_ATTEMPTS', 'ENTRY_RETRY_DELAY_MS', 'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'TRUSTED_PROXIES',
+    'REDIS_SENTINEL_MASTER', 'REDIS_REPLICA_ACK_TIMEOUT_MS',
   ];
   const env: Record<string, string> = {};
   for (const name of passed) {
@@ -119,14 +137,15 @@ export class Stack {
   }
 
   /**
-   * Loads the images into the nodes that may run them (the placement of the stack): the API and
-   * the worker everywhere, nginx on the edge node, PostgreSQL and Redis on the data node.
+   * Loads the images into the nodes that may run them (the placement of the stack): the API,
+   * the worker and Redis (a sentinel on every node) everywhere, nginx on the edge node,
+   * PostgreSQL on the data node.
    */
   async loadImages(): Promise<void> {
     const { nodes } = this.cluster;
     await Promise.all([
-      this.cluster.loadImages(APP_IMAGES, nodes),
-      this.cluster.loadImages([POSTGRES_IMAGE, REDIS_IMAGE], [this.cluster.node('data')]),
+      this.cluster.loadImages([...APP_IMAGES, REDIS_IMAGE], nodes),
+      this.cluster.loadImages([POSTGRES_IMAGE], [this.cluster.node('data')]),
       this.cluster.loadImages([NGINX_IMAGE], [this.cluster.node('edge')]),
     ]);
   }
@@ -134,7 +153,7 @@ export class Stack {
   /** Copies the stack file, the files it names and the password into the control node; deploys. */
   async deploy(password: string): Promise<string> {
     const control = this.cluster.control;
-    await this.cluster.copyIn(control, ['deploy/swarm', 'deploy/nginx', 'init.sql'], STACK_DIR);
+    await this.cluster.copyIn(control, ['deploy/swarm', 'deploy/nginx', 'deploy/redis', 'init.sql'], STACK_DIR);
     await this.cluster.writeFile(control, PASSWORD_FILE, password);
     const out = await this.docker(['stack', 'deploy', '--resolve-image', 'never', '-c', `${STACK_DIR}/deploy/swarm/stack.yml`, STACK], {
       env: stackEnv(),
