@@ -79,11 +79,12 @@ t.test("the API's 202 waits for a replica that exists", async (t) => {
   t.notOk(worker.env.has('REDIS_REPLICA_ACKS'), 'the worker does not read it');
 });
 
-t.test('the entry scripts are the repository’s (cp deploy/redis/*.sh deploy/k8s/components/replicated-redis/)', async (t) => {
+// That those files are deploy/redis/*.sh rendered (npm run render): edge-source.test.ts.
+t.test('the servers and sentinels run the rendered entry scripts', async (t) => {
   const scripts = ofKind(objects, 'ConfigMap').filter((map) => map.metadata.name.startsWith('inflow-redis-scripts'));
   t.equal(scripts.length, 1, 'one ConfigMap of scripts');
-  t.equal(scripts[0]?.data?.['redis.sh'], repoFile('deploy/redis/redis.sh'), 'redis.sh');
-  t.equal(scripts[0]?.data?.['sentinel.sh'], repoFile('deploy/redis/sentinel.sh'), 'sentinel.sh');
+  t.equal(scripts[0]?.data?.['redis.sh'], repoFile('deploy/k8s/components/replicated-redis/redis.sh'), 'redis.sh');
+  t.equal(scripts[0]?.data?.['sentinel.sh'], repoFile('deploy/k8s/components/replicated-redis/sentinel.sh'), 'sentinel.sh');
   for (const [workload, script] of [[redis, 'redis.sh'], [sentinel, 'sentinel.sh']] as const) {
     const container = workload.template.spec?.containers[0];
     const mount = container?.volumeMounts?.find((candidate) => candidate.name === 'scripts');
