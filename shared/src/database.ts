@@ -52,7 +52,8 @@ function openPool(config: DatabaseConfig, logger: Logger, max: number, session: 
     // Which process a session belongs to, in pg_stat_activity and the server's logs.
     application_name: session.applicationName ?? 'inflow',
     // A server that vanished without closing (its machine lost) is found by TCP keep-alive on
-    // an idle connection, instead of when a query times out on it (docs/operations.md).
+    // an idle connection, instead of when a query times out on it
+    // (deploy/swarm/README.md#dead-peers-why-the-apps-recover-by-themselves).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
