@@ -120,6 +120,7 @@ t.test('.env.example names every variable once, and only variables something rea
     'shared/src/config.ts': /\b(?:read\(|env\[)'([A-Z][A-Z0-9_]*)'/g,
     'docker-compose.yml': /\$\{([A-Z][A-Z0-9_]*)/g,
     'deploy/swarm/stack.yml': /\$\{([A-Z][A-Z0-9_]*)/g,
+    'deploy/compose/replicated-redis.yml': /\$\{([A-Z][A-Z0-9_]*)/g,
   };
   const readBy = new Set<string>();
   for (const [file, pattern] of Object.entries(readers)) {
