@@ -5,7 +5,8 @@
 #
 #   sh /usr/local/etc/inflow/redis.sh [more redis-server options]
 #
-# One place for the flags every inflow Redis runs with, and for the ones replication adds:
+# The single Redis's durability flags (as docker-compose.yml and deploy/k8s/base/redis.yaml state
+# them for the default layout), and the ones replication adds:
 #   appendonly yes, appendfsync always  a job is on disk before the API answers 202
 #   maxmemory REDIS_MAXMEMORY (1gb), maxmemory-policy noeviction  BullMQ's keys are never evicted
 #   save ""                              the AOF is the persistence; no RDB snapshots besides

@@ -137,9 +137,13 @@ export const badGateway = () =>
 const retryShortly = (code: string, message: string, cause?: unknown) =>
   new HttpError(503, code, message, { headers: { 'Retry-After': '1' }, cause });
 
-/** POST /api/entries while Redis does not take the job: the entry was not accepted. */
+/**
+ * POST /api/entries when Redis did not take the job, or did not say so in time: not accepted, and
+ * possibly in the queue all the same (a deadline passed, the replicas did not confirm), which is
+ * why the retry should carry the same Idempotency-Key (docs/api.md).
+ */
 export const queueUnavailable = (cause: unknown) =>
-  retryShortly('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry', cause);
+  retryShortly('queue_unavailable', 'the queue is unavailable right now; the entry was not accepted, please retry (with the same Idempotency-Key)', cause);
 
 /** POST /api/entries while Redis is at QUEUE_MEMORY_LIMIT_PERCENT of its maxmemory (entries/queue-capacity.ts). */
 export const queueFull = () => retryShortly('queue_unavailable', 'the queue is full right now; the entry was not accepted, please retry later');

@@ -38,6 +38,6 @@ t.test('Redis or PostgreSQL down: 503s that say which; accepting needs only Redi
   await app.redis.stop();
   const refused = await postEntry(app.url, { author: 'ada', message: 'while Redis is down' });
   t.equal(refused.status, 503);
-  t.same(refused.body, { error: { code: 'queue_unavailable', message: 'the queue is unavailable right now; the entry was not accepted, please retry' } });
+  t.same(refused.body, { error: { code: 'queue_unavailable', message: 'the queue is unavailable right now; the entry was not accepted, please retry (with the same Idempotency-Key)' } });
   t.equal((await http(`${app.url}/healthz`)).status, 200, 'liveness does not depend on them');
 });

@@ -7,7 +7,7 @@ import type { EntryQueue, PendingEntry } from './entries.queue.ts';
 import { publicFailedReason } from './failed-reason.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type IdempotencyStore } from './idempotency.ts';
 import type { QueueCapacity } from './queue-capacity.ts';
-import { ReplicaAckError, type ReplicaAcks } from './replica-acks.ts';
+import type { ReplicaAcks } from './replica-acks.ts';
 
 const PAGE_LIMITS = Object.freeze({ default: 50, max: 200 });
 
@@ -105,14 +105,11 @@ export class EntriesService {
       return { entry: first, replayed: true };
     }
 
-    try {
-      await this.#enqueue(entry);
-    } catch (error) {
-      // A write the replicas did not confirm is in Redis all the same: the key stays claimed, so
-      // that the client's retry finds this entry (and confirms it) instead of making a second.
-      if (!((error as Error).cause instanceof ReplicaAckError)) await this.#idempotency.release(idempotencyKey).catch(() => undefined);
-      throw error;
-    }
+    // When this fails (503), the key stays claimed: whether Redis took the job is not known (a
+    // deadline passed, a connection broke mid-command, the replicas did not confirm), and the
+    // client's retry with the key must find this entry, not make a second. The retry enqueues it
+    // again unless its row exists (above), and answers 202 only once that worked.
+    await this.#enqueue(entry);
     return { entry, replayed: false };
   }
 

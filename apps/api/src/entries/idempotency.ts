@@ -51,11 +51,6 @@ export class IdempotencyStore {
     const [id = '', acceptedBy = '', fingerprint = ''] = previous.split(' ');
     return { id, acceptedBy, fingerprint };
   }
-
-  /** Gives a key back after its entry could not be enqueued, so a retry is not told "accepted". */
-  async release(key: string): Promise<void> {
-    await this.#redis.del(redisKey(key));
-  }
 }
 
 function redisKey(key: string): string {
