@@ -75,9 +75,20 @@ function openPool(config: DatabaseConfig, logger: Logger, max: number, session: 
 
 const kysely = (pool: pg.Pool) => new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 
-const ping = (pool: pg.Pool) => async (timeoutMs = 2_000) => {
-  await withTimeout(pool.query('select 1'), timeoutMs, 'PostgreSQL did not answer');
-};
+/**
+ * `select 1` on the pool, with a deadline. Checks that arrive together (the public and the ops
+ * /readyz, the health check, the ready gauge) share one query, so a burst of them never queues
+ * for connections.
+ */
+function pinger(pool: pg.Pool): (timeoutMs?: number) => Promise<void> {
+  let answering: Promise<unknown> | undefined;
+  return async (timeoutMs = 2_000) => {
+    answering ??= pool.query('select 1').finally(() => {
+      answering = undefined;
+    });
+    await withTimeout(answering, timeoutMs, 'PostgreSQL did not answer');
+  };
+}
 
 export interface SessionOptions {
   /** PostgreSQL's application_name for every session: which program and instance it is. Default `inflow`. */
@@ -90,7 +101,7 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, session: 
   const db = kysely(pool);
   return {
     db,
-    ping: ping(pool),
+    ping: pinger(pool),
     async close() {
       // Kysely's destroy ends the pool.
       await db.destroy();
@@ -133,18 +144,10 @@ export function createApiDatabase(config: DatabaseConfig, logger: Logger, sessio
   const small = kysely(openPool(config, logger, shares.small, session));
   const list = kysely(openPool(config, logger, shares.list, session));
   const readiness = openPool(config, logger, shares.readiness, session);
-  // Checks that arrive together (the public and the ops /readyz, the health check, the ready
-  // gauge) share one `select 1`, so a burst of /readyz never queues on the one connection.
-  let answering: Promise<unknown> | undefined;
   return {
     db: small,
     listDb: list,
-    async ping(timeoutMs = 2_000) {
-      answering ??= readiness.query('select 1').finally(() => {
-        answering = undefined;
-      });
-      await withTimeout(answering, timeoutMs, 'PostgreSQL did not answer');
-    },
+    ping: pinger(readiness),
     shares,
     async close() {
       // Every pool is ended even when one fails to; Kysely's destroy ends its pool.

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { containerId, docker, errorCode, firstHeader as one, literal, ownerLabelArgs, psql, toolsImage } from '@inflow/test-support';
+import { REPO_ROOT, containerId, docker, errorCode, firstHeader as one, literal, ownerLabelArgs, psql, toolsImage } from '@inflow/test-support';
 import { send } from './edge.ts';
 
 const RUN = `inflow-edge-reads-${randomUUID().slice(0, 8)}`;
@@ -26,9 +26,16 @@ const READERS = join(import.meta.dirname, 'readers');
 /** The seeded entries: more than a page, each as large as the entry rules allow. */
 const SEEDED = 220;
 const PAGE = '/api/entries?limit=200';
-/** The bound on list reads in progress per address (deploy/nginx/edge/server-limits.conf). */
-const LISTS_PER_ADDRESS = 64;
-const LISTS_TOTAL = 256;
+/** A `limit_conn <zone> <n>;` bound of the edge, read from the one source every platform renders. */
+function edgeBound(zone: string): number {
+  const limits = readFileSync(join(REPO_ROOT, 'deploy/nginx/edge/server-limits.conf'), 'utf8');
+  const bound = new RegExp(`^limit_conn ${zone} (\\d+);`, 'm').exec(limits)?.[1];
+  if (bound === undefined) throw new Error(`deploy/nginx/edge/server-limits.conf has no limit_conn ${zone}`);
+  return Number(bound);
+}
+/** The bounds on list reads in progress, per address and in all. */
+const LISTS_PER_ADDRESS = edgeBound('lists_per_address');
+const LISTS_TOTAL = edgeBound('lists_total');
 
 t.before(async () => {
   // Straight into PostgreSQL: 220 POSTs would go through the queue and the worker for nothing
@@ -141,7 +148,7 @@ t.test('heavy reads: one address opening 1,000 pages at once gets 200, 429 or 50
   t.equal(end.errors, 0, 'every heavy read got an answer');
   t.equal(counted, requests, `${requests} answers`);
   t.same(Object.keys(end.statuses).filter((status) => !['200', '429', '503'].includes(status)), [], 'the heavy reader got 200, 429 or 503 only');
-  // nginx lets one address have 64 list reads in progress; the rest of a burst of 1,000 is refused.
+  // nginx lets one address have LISTS_PER_ADDRESS list reads in progress; the rest of a burst of 1,000 is refused.
   t.ok((end.statuses['429'] ?? 0) > 0, `reads over its ${LISTS_PER_ADDRESS} in progress refused (429)`);
   t.ok(others.rounds > 0, 'the other client was served while the heavy reads ran');
   t.same(others.refusals.slice(0, 10), [], 'the other client: a small list read, /readyz and /api/instance, 200 every time');
@@ -155,7 +162,7 @@ t.test('slow readers: 1,000 sockets that never read are ended by nginx; the host
   // socket's buffers; at max, TCP allocations fail host-wide.
   const [, pressure = Number.NaN] = readFileSync('/proc/sys/net/ipv4/tcp_mem', 'utf8').trim().split(/\s+/).map(Number);
   const sockets = 1_000;
-  // One address, as in the issue. Several would fill the totals (nginx's 256 list reads, a
+  // One address, as in the issue. Several would fill the totals (nginx's LISTS_TOTAL, a
   // replica's share), which is what a total is for: then everyone's list reads are refused.
   const sources = ['127.0.0.11'];
   const before = tcpMemPages();

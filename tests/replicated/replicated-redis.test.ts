@@ -13,7 +13,7 @@
  */
 import './env.ts';
 import { randomUUID } from 'node:crypto';
-import { BASE_URL, compose, containerInfo, docker, down, idOf, postEntry, up, waitFor, type ContainerInfo } from '@inflow/test-support';
+import { BASE_URL, compose, containerInfo, docker, down, idOf, parseRedisInfo, postEntry, sentinelPrimaryHost, up, waitFor, type ContainerInfo } from '@inflow/test-support';
 import t from 'tap';
 import { Load } from '../chaos/load.ts';
 import { REDIS_NODES, SENTINELS, type RedisNode } from './env.ts';
@@ -21,16 +21,10 @@ import { REDIS_NODES, SENTINELS, type RedisNode } from './env.ts';
 const RUN = randomUUID().slice(0, 8);
 const APPS = ['web1', 'web2', 'web3', 'worker'] as const;
 
-/** `redis-cli INFO replication` of a Redis node, as a map; undefined while it does not answer. */
-async function replication(node: RedisNode): Promise<Map<string, string> | undefined> {
+/** `redis-cli INFO replication` of a Redis node; undefined while it does not answer. */
+async function replication(node: RedisNode): Promise<Record<string, string> | undefined> {
   const output = await docker(['exec', idOf(node), 'redis-cli', 'INFO', 'replication'], { timeoutMs: 10_000 }).catch(() => undefined);
-  if (output === undefined) return undefined;
-  return new Map(
-    output
-      .split(/\r?\n/)
-      .filter((line) => line.includes(':'))
-      .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)] as const),
-  );
+  return output === undefined ? undefined : parseRedisInfo(output);
 }
 
 /** The primary as the first sentinel that answers names it. */
@@ -39,8 +33,8 @@ async function sentinelsPrimary(): Promise<string | undefined> {
     const output = await docker(['exec', idOf(sentinel), 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'inflow'], { timeoutMs: 10_000 }).catch(
       () => undefined,
     );
-    const host = output?.split(/\r?\n/)[0]?.trim();
-    if (host !== undefined && host !== '') return host;
+    const host = sentinelPrimaryHost(output);
+    if (host !== undefined) return host;
   }
   return undefined;
 }
@@ -55,7 +49,7 @@ async function waitReplicated(timeoutMs = 120_000): Promise<{ primary: RedisNode
       if (primary !== 'redis' && primary !== 'redis2') return undefined;
       const info = await replication(primary);
       const replica = otherNode(primary);
-      return info?.get('role') === 'master' && info.get('min_slaves_good_slaves') === '1' && info.get('slave0')?.includes(`ip=${replica},`) === true
+      return info?.['role'] === 'master' && info['min_slaves_good_slaves'] === '1' && info['slave0']?.includes(`ip=${replica},`) === true
         ? { primary, replica }
         : undefined;
     },
@@ -164,7 +158,7 @@ t.test('the primary killed under load with a backlog: Sentinel promotes the repl
     await waitFor(async () => (await sentinelsPrimary()) === replica, { timeoutMs: 120_000, what: `the sentinels to promote ${replica}`, intervalMs: 250 });
     const failoverMs = Date.now() - killedAt;
     const promoted = await replication(replica);
-    t.equal(promoted?.get('role'), 'master', `${replica} is the primary now`);
+    t.equal(promoted?.['role'], 'master', `${replica} is the primary now`);
 
     // With two Redis, the new primary refuses writes until it has a replica again (POSTs 503):
     // bring the old primary's machine back.
@@ -172,7 +166,7 @@ t.test('the primary killed under load with a backlog: Sentinel promotes the repl
     await waitFor(
       async () => {
         const info = await replication(primary);
-        return info?.get('role') === 'slave' && info.get('master_host') === replica && info.get('master_link_status') === 'up';
+        return info?.['role'] === 'slave' && info['master_host'] === replica && info['master_link_status'] === 'up';
       },
       { timeoutMs: 120_000, what: `${primary} to come back as the replica of ${replica}`, intervalMs: 500 },
     );

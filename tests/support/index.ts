@@ -12,3 +12,4 @@ export * from './stack-data.ts';
 export * from './wait.ts';
 export * from './worker-logs.ts';
 export * from './tools.ts';
+export * from './redis-info.ts';

@@ -5,6 +5,7 @@
  * internal: nothing outside the swarm reaches Redis), on whichever node runs them.
  */
 import { ENTRIES_QUEUE } from '@inflow/shared';
+import { parseRedisInfo, sentinelPrimaryHost } from '@inflow/test-support';
 import { SENTINEL_MASTER, type Service, type Stack } from './swarm.ts';
 
 /** redis-cli in a running task of `service`; its output, or undefined when no task runs or the command fails. */
@@ -17,9 +18,7 @@ async function redisCli(stack: Stack, service: Service, args: readonly string[])
 
 /** The primary a sentinel names (its announced hostname, e.g. `redis-a`), or undefined when it does not answer. */
 export async function sentinelPrimary(stack: Stack, sentinel: Service): Promise<string | undefined> {
-  const out = await redisCli(stack, sentinel, ['-p', '26379', 'SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER]);
-  const host = out?.trim().split('\n')[0]?.trim();
-  return host === undefined || host === '' ? undefined : host;
+  return sentinelPrimaryHost(await redisCli(stack, sentinel, ['-p', '26379', 'SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER]));
 }
 
 /** The sentinels a sentinel knows besides itself (SENTINEL sentinels), or undefined. */
@@ -31,13 +30,7 @@ export async function sentinelPeers(stack: Stack, sentinel: Service): Promise<nu
 /** INFO replication of a Redis server as key/value pairs, or undefined when it does not answer. */
 export async function replication(stack: Stack, server: Service): Promise<Record<string, string> | undefined> {
   const out = await redisCli(stack, server, ['INFO', 'replication']);
-  if (out === undefined) return undefined;
-  const fields: Record<string, string> = {};
-  for (const line of out.split('\n')) {
-    const at = line.indexOf(':');
-    if (at > 0) fields[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
-  return fields;
+  return out === undefined ? undefined : parseRedisInfo(out);
 }
 
 /** A Redis server's CONFIG GET value, or undefined. */
