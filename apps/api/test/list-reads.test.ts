@@ -95,6 +95,11 @@ t.test('over its bound an address gets 429, a full replica 503; readiness and ot
   const full = await http(page, from('198.51.100.4'));
   assertError(t, full, 503, 'too_many_reads');
   t.equal(full.headers.get('retry-after'), '1');
+  // A refusal by design, not a failure: what is logged of that request is one warning.
+  const requestId = full.headers.get('x-request-id');
+  const ofRefusal = () => app.logs.filter((line) => (line['req'] as { id?: string } | undefined)?.id === requestId);
+  await waitFor(() => ofRefusal().length > 0, { timeoutMs: 10_000, what: 'the 503 request line' });
+  t.match(ofRefusal(), [{ level: 40, msg: 'GET /api/entries 503' }], 'the refusal is logged once, as a warning');
   hangUp.abort();
   t.same(new Set(await Promise.all(leaving)), new Set(['aborted']));
 

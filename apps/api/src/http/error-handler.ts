@@ -83,12 +83,14 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, next
   }
   const httpError = knownError(error) ?? internalError();
 
-  if (httpError.status >= 500) {
-    // Details go to the log only; the client sees the catalogue message.
-    req.log.error({ err: error }, httpError.message);
-  }
-  // pino-http reads this to log the error with the request line.
-  res.err = httpError.status >= 500 ? (error as Error) : undefined;
+  // A failure (an error nobody anticipated, or a dependency's, which the catalogue error carries
+  // as its cause) is logged at error level with its details: the client sees only the catalogue
+  // message. A 503 this instance answers by design (too many reads or streams, a full queue,
+  // draining) is a refusal, not a failure: its request line is a warning (request-logger.ts).
+  const failure = httpError.status >= 500 && (httpError !== error || httpError.cause !== undefined);
+  if (failure) req.log.error({ err: error }, httpError.message);
+  // pino-http reads this to log the request line at error level, with the error.
+  res.err = failure ? (error as Error) : undefined;
 
   res.status(httpError.status).set(httpError.headers).json(errorBody(httpError));
 };

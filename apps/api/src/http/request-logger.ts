@@ -25,7 +25,8 @@ export function requestLogger(logger: Logger) {
     genReqId: requestId,
     quietReqLogger: false,
     customLogLevel: (req, res, error) => {
-      if (error !== undefined || res.statusCode >= 500) return 'error';
+      // res.err: a failure, set by the error handler; any other 4xx or 5xx is a refusal.
+      if (error !== undefined || res.err !== undefined) return 'error';
       if (res.statusCode >= 400) return 'warn';
       // Probes and scrapes arrive every few seconds; keep them out of the info stream.
       return PROBES.has(pathOf(req.url)) ? 'debug' : 'info';
