@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import t from 'tap';
-import { http, postEntry, startStack, waitForEntryStatus, type EntryView } from '@inflow/test-support';
+import { http, postEntry, startStack, waitFor, waitForEntryStatus, type EntryView } from '@inflow/test-support';
 
 t.setTimeout(120_000);
 
@@ -25,8 +25,13 @@ t.test('queued, then persisted by the worker, the job removed from Redis', async
   t.match(persisted, { id: accepted.body.id, author: 'Ada Lovelace', message: 'hello', acceptedBy: 'api-1', persistedBy: 'worker-1' });
   t.equal(persisted.createdAt, queued.body.createdAt, 'createdAt is the acceptance time, kept through the queue');
   t.ok(Date.parse(persisted.persistedAt ?? '') >= Date.parse(persisted.createdAt), 'persisted after accepted');
-  // Completed jobs do not stay in Redis.
-  await t.resolveMatch(stack.redis.client.exists(`bull:entries:${accepted.body.id}`), 0, 'the completed job is removed from Redis');
+  // Completed jobs do not stay in Redis. BullMQ removes the job as it marks it completed, which
+  // is just after the worker's INSERT committed (what the read above saw): wait for it.
+  await waitFor(async () => (await stack.redis.client.exists(`bull:entries:${accepted.body.id}`)) === 0, {
+    timeoutMs: 10_000,
+    what: 'the completed job to be removed from Redis',
+  });
+  t.pass('the completed job is removed from Redis');
   await t.resolveMatch(stack.redis.client.zcard('bull:entries:completed'), 0, 'no completed set kept');
 
   // The worker's readiness, as main.ts wires it: its dependencies and its consumer.
