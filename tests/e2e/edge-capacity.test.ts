@@ -15,7 +15,7 @@ import t from 'tap';
 import { docker, errorCode, firstHeader as one, PROJECT, serviceLogLines, waitFor } from '@inflow/test-support';
 import { HOST, PORT, edgeHeaderProblems, openStream, recreateNginx, renderedConf, send, type Answer } from './edge.ts';
 
-// The bounds of nginx.conf, restated: the tests below show each one.
+// The bounds of deploy/nginx/edge/ (routes.conf, request-bounds.conf) and the rate's default, restated: the tests below show each one.
 const STREAMS_PER_ADDRESS = 32;
 const STREAMS_TOTAL = 128;
 const BODIES_PER_ADDRESS = 512;

@@ -15,7 +15,7 @@ import { BASE_URL, errorCode, firstHeader as one, REPO_ROOT, TEST_LABEL } from '
 import { EDGE_CASES, edgeHeaderProblems } from './edge-cases.ts';
 import { nginxImage, openStream, renderedConf, send } from './edge.ts';
 
-// The defaults of nginx.conf, restated.
+// The defaults of deploy/nginx/15-inflow-edge.envsh, restated.
 const DEFAULT_RATE = 2000;
 const DEFAULT_BURST = 4000;
 
