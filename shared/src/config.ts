@@ -289,7 +289,9 @@ export function loadApiConfig(env: Environment): ApiConfig {
     queueMemoryLimitPercent: read('QUEUE_MEMORY_LIMIT_PERCENT', withDefault(integer(10, 95), 80)),
     replicaAcks: {
       count: read('REDIS_REPLICA_ACKS', withDefault(integer(0, 10), 0)),
-      timeoutMs: read('REDIS_REPLICA_ACK_TIMEOUT_MS', withDefault(integer(10, 60_000), 1_000)),
+      // At most 1.5 s: a WAIT holds the producer's connection, and every command behind it (the
+      // readiness PING, with its 2 s deadline, among them) waits with it.
+      timeoutMs: read('REDIS_REPLICA_ACK_TIMEOUT_MS', withDefault(integer(10, 1_500), 1_000)),
     },
   });
 }

@@ -75,12 +75,22 @@ export function isDemotedPrimaryError(error: Error): boolean {
 }
 
 /**
+ * Errors by which a Redis says it takes no writes for now, not that anything is wrong with the
+ * command: NOREPLICAS (the primary has no replica in sync: min-replicas-to-write, the replicated
+ * layout), READONLY (a demoted primary, above) and MASTERDOWN (a replica that lost its primary).
+ */
+export function isRedisWriteRefusal(error: Error): boolean {
+  return /^(NOREPLICAS|READONLY|MASTERDOWN) /.test(error.message);
+}
+
+/**
  * The one set of ioredis options every Redis client of the apps starts from: the producer, the
  * worker's and the API's event stream (BullMQ's QueueEvents). With sentinels (docs/guarantees.md),
  * the client asks them for the primary, and `failoverDetector` subscribes to their +switch-master
  * so a failover moves the client at once instead of when its socket to the old primary breaks;
  * READONLY (a demoted primary) reconnects too. TCP keep-alive finds a connection to a machine
- * that vanished without closing it.
+ * that vanished without closing it, as soon as the kernel's keep-alive timing says (about 11
+ * minutes by default; the Swarm stack shortens it: deploy/swarm/README.md#dead-peers-why-the-apps-recover-by-themselves).
  *
  * `use`: 'producer' fails fast (no offline queue, one retry: a command while Redis is away is a
  * 503 at once, not a request held until a reconnect;
@@ -93,7 +103,15 @@ export function redisOptions(redis: RedisConfig, use: 'producer' | 'consumer') {
   // connection type (QueueEvents) does not take; an object that has no such fields suits both.
   const where =
     redis.mode === 'sentinel'
-      ? { sentinels: redis.sentinels.map(({ host, port }) => ({ host, port })), name: redis.masterName, failoverDetector: true }
+      ? {
+          sentinels: redis.sentinels.map(({ host, port }) => ({ host, port })),
+          name: redis.masterName,
+          failoverDetector: true,
+          // ioredis waits for a sentinel's answer without a deadline by default: one sentinel
+          // that takes the connection and never answers (paused, or its machine lost after the
+          // handshake) would hold every reconnect for good. With one, it asks the next.
+          sentinelCommandTimeout: 2_000,
+        }
       : { host: redis.host, port: redis.port };
   return {
     ...where,

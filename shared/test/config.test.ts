@@ -121,7 +121,7 @@ const INTEGERS: readonly IntegerCase[] = [
   ['OPS_PORT', ['api'], ['0', '65536', 'ops', '-1'], [['1', 1], ['65535', 65535]]],
   ['EVENTS_MAX_STREAMS', ['api'], ['0', '10001', 'many', '-1', '1.5'], [['1', 1], ['10000', 10000]]],
   ['REDIS_REPLICA_ACKS', ['api'], ['11', '-1', 'one', '1.5'], [['0', 0], ['10', 10]]],
-  ['REDIS_REPLICA_ACK_TIMEOUT_MS', ['api'], ['9', '60001', '1s', '-1'], [['10', 10], ['60000', 60000]]],
+  ['REDIS_REPLICA_ACK_TIMEOUT_MS', ['api'], ['9', '1501', '1s', '-1'], [['10', 10], ['1500', 1500]]],
 ];
 
 const pick = (config: unknown, variable: string): unknown => {

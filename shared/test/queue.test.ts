@@ -1,7 +1,8 @@
+import { createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { v7 as uuidv7 } from 'uuid';
 import { newEntrySchema } from '../src/entry.ts';
-import { DEFAULT_ENTRY_RETRY, entryJobOptions, entryJobSchema, redisOptions, type EntryJob } from '../src/queue.ts';
+import { createProducerRedis, DEFAULT_ENTRY_RETRY, entryJobOptions, entryJobSchema, redisOptions, type EntryJob } from '../src/queue.ts';
 
 /** A job exactly as EntriesService.accept builds it from a client's body (with uuid's v7, as the API). */
 function jobFromBody(body: unknown, acceptedBy = 'api-1'): EntryJob {
@@ -92,4 +93,33 @@ t.test('redisOptions: one set of options for every client, sentinels or one Redi
   t.match(redisOptions(sentinel, 'producer'), { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   t.match(redisOptions(sentinel, 'consumer'), { maxRetriesPerRequest: null });
   t.notOk('enableOfflineQueue' in redisOptions(sentinel, 'consumer'), 'consumers keep the offline queue');
+});
+
+t.test('a sentinel that takes the connection and never answers does not hold the client: it gives up on it and asks again', async (t) => {
+  // A sentinel that hangs: it accepts and never writes (a paused process, a machine lost after
+  // the handshake). Without a deadline on sentinel commands the client would wait on the first
+  // connection forever; with one, it abandons it and keeps asking, so a sentinel that answers
+  // (the next in the list, or this one once it is back) is reached.
+  const held: Socket[] = [];
+  const sentinel = createServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => sentinel.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    sentinel.close();
+  });
+  const address = sentinel.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const client = createProducerRedis({ mode: 'sentinel', sentinels: [{ host: '127.0.0.1', port: address.port }], masterName: 'inflow' });
+  client.on('error', () => undefined);
+  t.teardown(() => {
+    client.disconnect();
+  });
+  for (let waited = 0; held.length < 2; waited += 1) {
+    if (waited > 600) throw new Error(`the client asked the hanging sentinel ${held.length} time(s) in a minute`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.pass(`the client asked the hanging sentinel again (${held.length} connections)`);
 });

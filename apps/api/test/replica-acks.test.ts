@@ -224,8 +224,26 @@ t.test('the API with REDIS_REPLICA_ACKS and no replica: 503 queue_unavailable, a
   // Not confirmed, but written: the job is in the primary.
   t.match(await app.deps.queue.counts(), { waiting: 1 }, 'the job is in Redis all the same');
 
+  // The retry's enqueue writes nothing (the job exists); what it waits for must still cover the
+  // first request's job: a write of its own on that connection after the enqueue, then the WAIT.
+  const observer = new Redis({ host: '127.0.0.1', port: app.redis.port });
+  t.teardown(() => {
+    observer.disconnect();
+  });
+  const monitor = await observer.monitor();
+  const seen: { command: string; source: string }[] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    seen.push({ command: (args[0] ?? '').toLowerCase(), source });
+  });
   const retry = await postEntry(app.url, body, { 'idempotency-key': 'replica-ack-1' });
   t.equal(retry.status, 503, 'the retry is not confirmed either (still no replica)');
+  await waitFor(() => seen.some(({ command }) => command === 'wait'), { timeoutMs: 5_000, what: "MONITOR to show the retry's WAIT" });
+  monitor.disconnect();
+  const waitSource = seen.find(({ command }) => command === 'wait')?.source;
+  const onThatConnection = seen.filter(({ source }) => source === waitSource).map(({ command }) => command);
+  const added = onThatConnection.findIndex((command) => command === 'evalsha' || command === 'eval');
+  t.ok(added >= 0, "the retry ran BullMQ's add on the connection of its WAIT");
+  t.same(onThatConnection.slice(added + 1), ['expire', 'wait'], 'then renewed the key, then sent the WAIT');
   t.match(await app.deps.queue.counts(), { waiting: 1 }, 'and finds the same entry: the key stayed claimed, no second job');
   t.ok(
     app.logs.some((line) => JSON.stringify(line).includes('0 of 1 Redis replicas confirmed the write within 50 ms')),

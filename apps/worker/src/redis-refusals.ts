@@ -1,14 +1,4 @@
-import type { Logger } from '@inflow/shared';
-
-/**
- * Errors by which a Redis says it takes no writes for now, not that anything is wrong with a job:
- * NOREPLICAS (the primary has no replica in sync: min-replicas-to-write, the replicated layout),
- * READONLY (a primary demoted by a failover; the client reconnects, shared's redisOptions) and
- * MASTERDOWN (a replica that lost its primary).
- */
-export function isRedisWriteRefusal(error: Error): boolean {
-  return /^(NOREPLICAS|READONLY|MASTERDOWN) /.test(error.message);
-}
+import { isRedisWriteRefusal, type Logger } from '@inflow/shared';
 
 /**
  * While Redis refuses writes the worker takes no job: BullMQ's fetch is a write, refused, and
@@ -37,7 +27,11 @@ export class RedisRefusals {
     return true;
   }
 
-  /** Redis took a write of the worker's (a job became active): ends an episode. */
+  /**
+   * Redis took a write of the worker's (a job became active): ends an episode. BullMQ says nothing
+   * when a fetch succeeds and finds no job, so with an empty queue the episode ends at the next
+   * job: the line says when jobs flow again, and refusedForMs includes the idle time.
+   */
   tookWrite(): void {
     if (this.#since === undefined) return;
     this.#logger.info({ refusedForMs: Date.now() - this.#since, refusals: this.#count }, 'Redis takes writes again: taking jobs');

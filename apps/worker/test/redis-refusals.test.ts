@@ -6,9 +6,9 @@
 import { startRedis } from '@inflow/test-support';
 import { Redis } from 'ioredis';
 import t from 'tap';
-import { isRedisWriteRefusal, RedisRefusals } from '../src/redis-refusals.ts';
+import { RedisRefusals } from '../src/redis-refusals.ts';
 import { Writable } from 'node:stream';
-import type { Logger } from '@inflow/shared';
+import { isRedisWriteRefusal, type Logger } from '@inflow/shared';
 import { pino } from 'pino';
 
 /** A logger whose JSON lines land, parsed, in `lines`. */

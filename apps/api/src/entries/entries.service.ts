@@ -98,9 +98,11 @@ export class EntriesService {
       // The first request may have claimed the key and then failed to enqueue (Redis died in
       // between). Enqueue again unless the row exists: the same job id makes it a no-op while
       // the job lives (its data, acceptedAt included, stays the first's), and the primary key
-      // guards the row after that.
+      // guards the row after that. Renewing the key after it is a write of this connection
+      // whatever the enqueue wrote, so the replicas' confirmation (WAIT) covers the first
+      // request's job too.
       if (!(await this.#isPersisted(first.id))) {
-        await this.#enqueue(first);
+        await this.#enqueue(first, () => this.#idempotency.renew(idempotencyKey));
       }
       return { entry: first, replayed: true };
     }
@@ -167,11 +169,18 @@ export class EntriesService {
   /**
    * With replica acks, a write the replicas did not confirm is a 503 queue_unavailable: the
    * entry may be in the queue or not, and a retry with the same Idempotency-Key is safe
-   * (docs/api.md). A retry enqueues again (a no-op for an existing job, but still a write: BullMQ
-   * increments its id counter), so its WAIT covers the first request's write too.
+   * (docs/api.md). `thenWrite` runs after the enqueue, on the same connection, before the WAIT.
    */
-  async #enqueue(entry: EntryJob): Promise<void> {
-    const write = () => withTimeout(this.#queue.enqueue(entry), ENQUEUE_TIMEOUT_MS, 'Redis did not take the job');
+  async #enqueue(entry: EntryJob, thenWrite?: () => Promise<void>): Promise<void> {
+    const write = () =>
+      withTimeout(
+        (async () => {
+          await this.#queue.enqueue(entry);
+          await thenWrite?.();
+        })(),
+        ENQUEUE_TIMEOUT_MS,
+        'Redis did not take the job',
+      );
     const acks = this.#replicaAcks;
     await this.#redisCall(() => (acks === undefined ? write() : acks.confirmed(write)));
   }

@@ -51,6 +51,11 @@ export class IdempotencyStore {
     const [id = '', acceptedBy = '', fingerprint = ''] = previous.split(' ');
     return { id, acceptedBy, fingerprint };
   }
+
+  /** Gives `key` its whole expiry again: the retry that used it keeps it for as long as a first request would. */
+  async renew(key: string): Promise<void> {
+    await this.#redis.expire(redisKey(key), this.#ttlSeconds);
+  }
 }
 
 function redisKey(key: string): string {
