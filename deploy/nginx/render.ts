@@ -62,6 +62,13 @@ function edgeHeaders(): [string, string][] {
   ]);
 }
 
+/** The Retry-After headers.conf gives nginx's own answer of `status`, or undefined. */
+function edgeRetryAfter(): (status: string) => string | undefined {
+  const [, statuses = '', value = ''] = /^ {2}"~\^\(([\d|]+)\):\$" "(\d+)";$/m.exec(read(join(EDGE, 'headers.conf'))) ?? [];
+  if (statuses === '') throw new Error('headers.conf: no Retry-After map line "~^(<statuses>):$" "<seconds>"');
+  return (status) => (statuses.split('|').includes(status) ? value : undefined);
+}
+
 export function errorsConf(): string {
   const answers: [string, HttpError][] = [
     ['400', unparsableRequest()],
@@ -80,8 +87,12 @@ export function errorsConf(): string {
     "# nginx's own answers in the API's error shape (server-errors.conf sends them here). `internal`:",
     '# a client asking for one of these URIs gets the 404.',
   ];
+  const retryAfter = edgeRetryAfter();
   for (const [status, error] of answers) {
     if (error.status !== Number(status)) throw new Error(`/_edge/${status} would answer ${error.status}`);
+    if (retryAfter(status) !== error.headers['Retry-After']) {
+      throw new Error(`nginx's ${status} would carry Retry-After ${retryAfter(status) ?? 'none'}, the catalogue's ${error.headers['Retry-After'] ?? 'none'} (headers.conf)`);
+    }
     lines.push('', `location = /_edge/${status} {`, '  internal;', '  default_type application/json;', `  return ${status} ${quoted(body(error))};`, '}');
   }
   // HTTP/0.9: nginx sends the body only, so the body is a whole HTTP/1.1 response.
