@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { BASE_URL, errorCode, firstHeader as one, REPO_ROOT, TEST_LABEL } from '@inflow/test-support';
-import { EDGE_CASES, edgeHeaderProblems } from './edge-cases.ts';
+import { EDGE_CASES } from './edge-cases.ts';
 import { nginxImage, openStream, renderedConf, send } from './edge.ts';
 
 // The defaults of deploy/nginx/15-inflow-edge.envsh, restated.
@@ -68,21 +68,14 @@ t.test('an event stream opens through nginx', async (t) => {
   stream.close();
 });
 
-t.test('headers too large: 431 headers_too_large, from nginx for one line over 8 KiB, from the API for over 16 KiB in all', async (t) => {
-  const line = await send('/api/instance', { headers: { 'x-huge': 'h'.repeat(10_000) } });
-  t.equal(line.status, 431, 'one 10 KB header line: 431');
-  t.equal(errorCode(line), 'headers_too_large');
-  t.same(edgeHeaderProblems(line), [], 'made by nginx, with its headers');
-
+// One header line over 8 KiB is nginx's 431 (EDGE_CASES); within that, headers over 16 KiB in
+// all pass nginx and meet the API's parser, which answers the same way.
+t.test('headers too large in all: 431 headers_too_large from the API, as nginx answers one line too large', async (t) => {
   const many: Record<string, string> = {};
   for (let i = 0; i < 5; i += 1) many[`x-big-${i}`] = 'b'.repeat(4_000);
   const total = await send('/api/instance', { headers: many });
   t.equal(total.status, 431, 'five 4 KB header lines (20 KB): 431');
   t.equal(errorCode(total), 'headers_too_large', 'the same code');
   t.match(one(total, 'x-instance-id'), /^web[123]$/, "the API's parser answered (nginx takes 4 lines of 8 KiB)");
-
-  const uri = await send(`/api/entries/${'a'.repeat(10_000)}`);
-  t.equal(uri.status, 414, 'a request line over 8 KiB: 414');
-  t.equal(errorCode(uri), 'uri_too_long');
 });
 
